@@ -1,0 +1,300 @@
+"""The public verbs: compress a copy, measure it, evaluate it, and run all three."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import FLOAT_BITS, CompressionConfig
+from .evaluate import Metrics, evaluate
+from .layers import select_layers, weight_layers
+from .prune import apply_masks_, structured_prune_, unstructured_masks
+from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from .record import (
+    RECORD_ATTR,
+    CompressionRecord,
+    LayerRecord,
+    get_record,
+    materialize,
+)
+
+
+class CompressionError(ValueError):
+    """The model cannot be compressed as asked; the message says what to do."""
+
+
+def check_finite(model: nn.Module, what: str = "model") -> None:
+    """Raise CompressionError naming the first tensor holding NaN or Inf."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CompressionError(
+                f"the {what} has NaN/Inf values in {name}; retrain it or load a healthy checkpoint"
+            )
+
+
+def compress(
+    model: nn.Module, config: CompressionConfig, calibration: list[torch.Tensor] | None = None
+) -> nn.Module:
+    """A pruned and quantized copy of ``model``; ``model`` itself is never changed.
+
+    Pruning runs first, then quantization of the kept weights. The copy carries
+    a ``CompressionRecord`` (``model.slimscope_record``) from which ``export``
+    writes the artifact. ``calibration`` (a few input batches) is needed only
+    when ``config.act_bits`` quantizes activations.
+
+    Example:
+        >>> small = compress(base, CompressionConfig(prune_rate=0.5, bits=4))
+    """
+    check_finite(model, "base model")
+    out = copy.deepcopy(model).eval()
+    names, skipped = select_layers(out, config)
+    record = CompressionRecord(config=config, skipped=skipped)
+    modules = dict(out.named_modules())
+    if config.prune_rate > 0 and names:
+        if config.structured:
+            plan, warnings, more_skipped = structured_prune_(out, config, names)
+            record.structured, record.warnings = plan, warnings
+            record.skipped.update(more_skipped)
+        else:
+            weights = {n: modules[n].weight for n in names}
+            masks = unstructured_masks(
+                weights, config.prune_rate, config.prune_method, config.scope, config.seed
+            )
+            apply_masks_(out, masks)
+            record.layers = {n: LayerRecord(mask=m) for n, m in masks.items()}
+            empty = [n for n, m in masks.items() if not m.any()]
+            if empty:
+                record.warnings.append(
+                    f"{', '.join(empty)} lost every weight: its output no longer depends on "
+                    "its input (only the bias is left)"
+                )
+    if config.bits != FLOAT_BITS:
+        per_channel = config.granularity == "per_channel"
+        with torch.no_grad():
+            for n in names:
+                layer = record.layers.setdefault(n, LayerRecord())
+                w = modules[n].weight
+                layer.quant = quantize_tensor(w, layer.mask, config.bits, config.quant, per_channel)
+                w.copy_(materialize(w.shape, layer, None))
+    if config.act_bits != FLOAT_BITS and names:
+        if calibration is None:
+            raise CompressionError(
+                "activation quantization needs a few calibration batches; pass calibration="
+            )
+        record.activations = calibrate_activations(
+            out, names, calibration, config.act_bits, config.act_calibration
+        )
+        install_activation_quant(out, record.activations)
+    check_finite(out, "compressed model")
+    setattr(out, RECORD_ATTR, record)
+    return out
+
+
+def measure(model: nn.Module):
+    """Parameter counts and bytes; ``artifact_bytes`` is the exported artifact's exact length."""
+    from .artifact import artifact_size
+
+    return artifact_size(model)
+
+
+def weights_hash(model: nn.Module) -> str:
+    """A short hash of a model's weights, to tell which base a result came from."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def layer_table(model: nn.Module, size) -> list[dict[str, Any]]:
+    """One row per Conv/Linear layer: shape, sparsity, bits and stored bytes."""
+    record = get_record(model) or CompressionRecord(config=CompressionConfig())
+    stored = {row["name"]: row["total_bytes"] for row in size.layers}
+    rows = []
+    for name, m in weight_layers(model).items():
+        w = m.weight
+        layer = record.layers.get(name)
+        bits = layer.quant.bits if layer is not None and layer.quant is not None else FLOAT_BITS
+        nbytes = sum(b for t, b in stored.items() if t.rsplit(".", 1)[0] == name)
+        rows.append(
+            {
+                "layer": name,
+                "type": type(m).__name__,
+                "shape": "x".join(map(str, w.shape)),
+                "params": w.numel(),
+                "nonzero": int(torch.count_nonzero(w)),
+                "sparsity": 1 - int(torch.count_nonzero(w)) / max(w.numel(), 1),
+                "bits": bits,
+                "bytes": nbytes,
+                "skipped": record.skipped.get(name, ""),
+            }
+        )
+    return rows
+
+
+@dataclass
+class Result:
+    """One compressed configuration, evaluated and measured: a row of every table and plot."""
+
+    model: str
+    dataset: str
+    config: dict[str, Any]
+    label: str
+    accuracy: float
+    loss: float
+    baseline_accuracy: float
+    baseline_loss: float
+    total_params: int
+    nonzero_params: int
+    baseline_params: int
+    dense_bytes: int  # the uncompressed base model in fp32
+    artifact_bytes: int  # the exported artifact's exact length
+    eval_images: int
+    base_hash: str
+    seconds: float
+    finite: bool = True
+    per_class: list[float] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)  # test images whose prediction flipped
+    changed_to: list[int] = field(default_factory=list)  # their new predicted class
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    finetune: dict[str, Any] = field(default_factory=dict)  # recovery settings, empty = one-shot
+    created: float = field(default_factory=time.time)
+
+    @property
+    def ratio(self) -> float:
+        return self.dense_bytes / max(self.artifact_bytes, 1)
+
+    @property
+    def delta_pp(self) -> float:
+        return 100 * (self.accuracy - self.baseline_accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict for a pandas row: settings, metrics, sizes."""
+        row = {"model": self.model, "dataset": self.dataset, "label": self.label}
+        row.update(self.config)
+        row.update(
+            accuracy=self.accuracy,
+            delta_pp=self.delta_pp,
+            loss=self.loss,
+            total_params=self.total_params,
+            nonzero_params=self.nonzero_params,
+            artifact_bytes=self.artifact_bytes,
+            dense_bytes=self.dense_bytes,
+            ratio=self.ratio,
+            finetuned=bool(self.finetune),
+            finite=self.finite,
+            eval_images=self.eval_images,
+            seconds=self.seconds,
+        )
+        row["include"], row["exclude"] = ",".join(row["include"]), ",".join(row["exclude"])
+        return row
+
+
+def baseline_metrics(base: nn.Module, data, subset: int | None = None) -> Metrics:
+    """The base model's test metrics, computed once per (base, subset) and kept on it."""
+    memo = base.__dict__.setdefault("_slimscope_eval", {})
+    if subset not in memo:
+        memo[subset] = evaluate(base, data.test_x, data.test_y, subset)
+    return memo[subset]
+
+
+def base_hash(base: nn.Module) -> str:
+    if "_slimscope_hash" not in base.__dict__:
+        base.__dict__["_slimscope_hash"] = weights_hash(base)
+    return base.__dict__["_slimscope_hash"]
+
+
+def calibration_batches(data, n: int = 1024, batch: int = 256) -> list[torch.Tensor]:
+    return list(data.train_x[:n].split(batch))
+
+
+def evaluate_compressed(
+    base: nn.Module, compressed: nn.Module, data, subset: int | None = None, started=None
+) -> Result:
+    """Evaluate and measure an already compressed model against its base."""
+    started = time.perf_counter() if started is None else started
+    ref = baseline_metrics(base, data, subset)
+    metrics = evaluate(compressed, data.test_x, data.test_y, subset)
+    size = measure(compressed)
+    record = get_record(compressed) or CompressionRecord(config=CompressionConfig())
+    spec = compressed.slimscope_spec
+    flipped = metrics.predictions != ref.predictions
+    base_params = sum(p.numel() for p in base.parameters())
+    warnings = list(record.warnings)
+    if not metrics.finite:
+        warnings.append("the compressed model outputs NaN/Inf: its accuracy is meaningless")
+    return Result(
+        model=spec.name,
+        dataset=data.name,
+        config=record.config.to_dict(),
+        label=record.config.label(),
+        accuracy=metrics.accuracy,
+        loss=metrics.loss,
+        baseline_accuracy=ref.accuracy,
+        baseline_loss=ref.loss,
+        total_params=size.total_params,
+        nonzero_params=size.nonzero_params,
+        baseline_params=base_params,
+        dense_bytes=base_params * 4,
+        artifact_bytes=size.artifact_bytes,
+        eval_images=len(metrics.indices),
+        base_hash=base_hash(base),
+        seconds=time.perf_counter() - started,
+        finite=metrics.finite,
+        per_class=metrics.per_class,
+        changed=metrics.indices[flipped].tolist(),
+        changed_to=metrics.predictions[flipped].tolist(),
+        layers=layer_table(compressed, size),
+        warnings=warnings,
+    )
+
+
+def run_on(base: nn.Module, data, config: CompressionConfig, subset: int | None = None) -> Result:
+    """Compress ``base`` (never mutated) with ``config``, evaluate and measure the copy."""
+    started = time.perf_counter()
+    calibration = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    compressed = compress(base, config, calibration)
+    return evaluate_compressed(base, compressed, data, subset, started)
+
+
+def run(
+    model_name: str,
+    dataset: str,
+    config: CompressionConfig,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    subset: int | None = None,
+    cache_dir: str | None = None,
+    data_dir: str | None = None,
+    progress=None,
+) -> Result:
+    """Train (or load) the baseline, compress it with ``config``, evaluate and measure.
+
+    Example:
+        >>> r = run("lenet5", "digits", CompressionConfig(prune_rate=0.5, bits=4))
+        >>> r.accuracy, r.artifact_bytes, r.ratio
+    """
+    from .train import get_baseline
+
+    base, data = get_baseline(
+        model_name,
+        dataset,
+        epochs=epochs,
+        seed=seed,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        progress=progress,
+    )
+    return run_on(base, data, config, subset)

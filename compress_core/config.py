@@ -1,0 +1,109 @@
+"""The compression config: settings only, validated on creation."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+PRUNE_METHODS = ("magnitude", "random", "l1-structured", "l2-structured")
+SCOPES = ("layer", "global")
+QUANT_METHODS = ("uniform", "symmetric", "kmeans")
+GRANULARITIES = ("per_tensor", "per_channel")
+CALIBRATIONS = ("minmax", "percentile")
+FLOAT_BITS = 32  # the bit width that means "leave as float32"
+
+
+class ConfigError(ValueError):
+    """A setting that is out of range; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """What to do to a model: prune, then quantize.
+
+    Example:
+        >>> CompressionConfig(prune_rate=0.5, bits=4, quant="kmeans")
+    """
+
+    prune_rate: float = 0.0  # fraction removed, 0..1: weights, or channels for *-structured
+    prune_method: str = "magnitude"  # magnitude | random | l1-structured | l2-structured
+    scope: str = "layer"  # layer: each layer to the rate; global: one ranking across layers
+    bits: int = FLOAT_BITS  # weight bit width 1..16, or 32 = float (no quantization)
+    quant: str = "uniform"  # uniform (asymmetric affine) | symmetric | kmeans (weight sharing)
+    granularity: str = (
+        "per_channel"  # per_tensor | per_channel (one scale/codebook per output channel)
+    )
+    act_bits: int = FLOAT_BITS  # activation bit width 2..16, or 32 = float activations
+    act_calibration: str = "minmax"  # minmax | percentile (99.99th, robust to outliers)
+    skip_first_last: bool = True  # leave the first and the last layer at full size and precision
+    include: tuple[str, ...] = ()  # fnmatch patterns of layer names to touch; empty = all
+    exclude: tuple[str, ...] = ()  # fnmatch patterns of layer names never to touch
+    huffman: bool = False  # Huffman-code the artifact's weight codes and indexes (Deep Compression)
+    seed: int = 0  # for random pruning and k-means initialisation
+
+    def __post_init__(self) -> None:
+        def one_of(field: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ConfigError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+
+        rate = self.prune_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"prune_rate must be a number from 0 to 1 (0.5 = 50 %); got {rate!r}")
+        for field, low in (("bits", 1), ("act_bits", 2)):
+            value = getattr(self, field)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not (low <= value <= 16 or value == FLOAT_BITS)
+            ):
+                allowed = f"a whole number from {low} to 16, or 32 for float"
+                raise ConfigError(f"{field} must be {allowed}; got {value!r}")
+        one_of("prune_method", PRUNE_METHODS)
+        one_of("scope", SCOPES)
+        one_of("quant", QUANT_METHODS)
+        one_of("granularity", GRANULARITIES)
+        one_of("act_calibration", CALIBRATIONS)
+        for field in ("include", "exclude"):
+            value = getattr(self, field)
+            if isinstance(value, str) or not all(isinstance(p, str) for p in value):
+                raise ConfigError(f"{field} must be a tuple of name patterns, e.g. ('conv*',)")
+            object.__setattr__(self, field, tuple(value))
+        object.__setattr__(self, "prune_rate", float(rate))
+
+    @property
+    def structured(self) -> bool:
+        return self.prune_method.endswith("-structured")
+
+    @property
+    def quantized(self) -> bool:
+        return self.bits != FLOAT_BITS
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["include"], d["exclude"] = list(self.include), list(self.exclude)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompressionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        for field in ("include", "exclude"):
+            if field in d:
+                d[field] = tuple(d[field])
+        return cls(**d)
+
+    def label(self) -> str:
+        """A short human label, e.g. 'magnitude 50% · 4-bit kmeans'."""
+        parts = []
+        if self.prune_rate > 0:
+            parts.append(f"{self.prune_method} {self.prune_rate:.0%}")
+        if self.quantized:
+            parts.append(f"{self.bits}-bit {self.quant}")
+        if self.act_bits != FLOAT_BITS:
+            parts.append(f"act {self.act_bits}-bit")
+        return " · ".join(parts) or "float baseline"

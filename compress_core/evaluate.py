@@ -1,0 +1,75 @@
+"""Evaluation on cached test tensors: accuracy, loss, per-class accuracy, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EVAL_BATCH = 1000  # large batches: evaluation is a few big matmuls, never PIL per image
+
+
+@dataclass
+class Metrics:
+    """What a model scores on one split (or a fixed subset of it)."""
+
+    accuracy: float  # top-1, 0..1
+    loss: float  # mean cross-entropy
+    per_class: list[float]  # accuracy of each class, 0..1 (nan for a class absent from the split)
+    predictions: torch.Tensor  # int64 [n], the predicted class of each evaluated image
+    indices: torch.Tensor  # int64 [n], which images of the split were evaluated
+    finite: bool  # False when any output was NaN/Inf: the numbers above are then meaningless
+
+    def changed(self, reference: Metrics) -> list[int]:
+        """Indices (into the split) of images whose prediction differs from ``reference``'s."""
+        if not torch.equal(self.indices, reference.indices):
+            raise ValueError("compare metrics computed on the same images")
+        return self.indices[self.predictions != reference.predictions].tolist()
+
+
+def subset_indices(n_total: int, subset: int | None) -> torch.Tensor:
+    """A fixed, seeded subset of the split for fast previews (all images when None)."""
+    if subset is None or subset >= n_total:
+        return torch.arange(n_total)
+    return (
+        torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:subset].sort().values
+    )
+
+
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, subset: int | None = None
+) -> Metrics:
+    """Top-1 accuracy, loss and per-class accuracy of ``model`` on (x, y).
+
+    Example:
+        >>> m = evaluate(model, data.test_x, data.test_y)
+        >>> m.accuracy
+    """
+    idx = subset_indices(len(y), subset)
+    x, y = x[idx], y[idx]
+    was_training = model.training
+    model.eval()
+    preds, loss_sum, finite = [], 0.0, True
+    with torch.inference_mode():
+        for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH), strict=True):
+            logits = model(xb)
+            finite = finite and bool(torch.isfinite(logits).all())
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+            preds.append(logits.argmax(dim=1))
+    model.train(was_training)
+    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
+    correct = (pred == y).double()
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    counts = torch.bincount(y, minlength=n_classes).double()
+    hits = torch.bincount(y, weights=correct, minlength=n_classes)
+    per_class = (hits / counts).tolist()  # 0/0 -> nan for an absent class
+    return Metrics(
+        accuracy=float(correct.mean()) if len(y) else float("nan"),
+        loss=loss_sum / max(len(y), 1),
+        per_class=per_class,
+        predictions=pred,
+        indices=idx,
+        finite=finite,
+    )

@@ -1,0 +1,240 @@
+"""Weight quantization to a few integer levels, and activation fake-quant.
+
+Every quantizer takes the kept (unpruned) weights of one tensor and returns a
+``QuantState``: integer codes plus how to decode them. Pruned weights are not
+coded at all (the mask says where they are), so they stay exactly zero.
+
+Quantizers, by ``config.quant``:
+- ``uniform``: asymmetric affine, ``(q - zero_point) * scale`` over [min, max].
+- ``symmetric``: ``q * scale`` over [-max|w|, max|w|], zero point fixed mid-range.
+- ``kmeans``: 1-D k-means codebook (weight sharing, Deep Compression), linear init.
+At 1 bit, uniform and symmetric both mean sign x scale (scale = mean |w|).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .record import QuantState, dequantize
+from .registry import Registry
+
+Quantizer = Callable[[torch.Tensor, torch.Tensor, int, int], QuantState]
+QUANTIZERS: Registry[Quantizer] = Registry("quantization method")
+
+
+class QuantizationError(ValueError):
+    """A tensor that cannot be quantized as asked; the message says why."""
+
+
+def _group_stats(values: torch.Tensor, groups: torch.Tensor, n_groups: int, reduce: str):
+    out = torch.zeros(n_groups, dtype=torch.float64)
+    init = {"amin": float("inf"), "amax": float("-inf"), "sum": 0.0}[reduce]
+    out.fill_(init)
+    out = out.scatter_reduce(0, groups, values.double(), reduce=reduce, include_self=True)
+    return out
+
+
+def _affine(codes_of, scale: torch.Tensor, zero_point: torch.Tensor, bits, values, groups):
+    """Codes for values given per-group scale/zero point, and the resulting state."""
+    scale32 = scale.to(torch.float32)
+    q = torch.round(values / scale32[groups]) + zero_point[groups]
+    codes = q.clamp(*codes_of).to(torch.int64)
+    return QuantState("affine", bits, codes, groups, scale=scale32, zero_point=zero_point)
+
+
+@QUANTIZERS.register("uniform")
+def uniform(values: torch.Tensor, groups: torch.Tensor, n_groups: int, bits: int) -> QuantState:
+    """Asymmetric affine: 2**bits equal steps from each group's min to its max."""
+    if bits == 1:
+        return sign_scale(values, groups, n_groups)
+    lo = _group_stats(values, groups, n_groups, "amin")
+    hi = _group_stats(values, groups, n_groups, "amax")
+    empty = torch.isinf(lo)
+    lo[empty], hi[empty] = 0.0, 0.0
+    levels = 2**bits - 1
+    scale = (hi - lo) / levels
+    flat = scale == 0
+    # A constant group c is coded exactly: scale |c| (or 1 for 0) and one code.
+    scale[flat] = torch.where(lo[flat] != 0, lo[flat].abs(), torch.ones_like(lo[flat]))
+    zero_point = torch.round(-lo / scale).to(torch.int64)
+    zero_point[flat] = -torch.sign(lo[flat]).to(torch.int64)
+    return _affine((0, levels), scale, zero_point, bits, values, groups)
+
+
+@QUANTIZERS.register("symmetric")
+def symmetric(values: torch.Tensor, groups: torch.Tensor, n_groups: int, bits: int) -> QuantState:
+    """Symmetric: levels -m..m times scale (m = 2**(bits-1) - 1), zero exactly representable."""
+    if bits == 1:
+        return sign_scale(values, groups, n_groups)
+    half = 2 ** (bits - 1)
+    amax = _group_stats(values.abs(), groups, n_groups, "amax").clamp_min(0.0)
+    scale = amax / (half - 1)
+    scale[scale == 0] = 1.0
+    zero_point = torch.full((n_groups,), half, dtype=torch.int64)
+    return _affine((1, 2 * half - 1), scale, zero_point, bits, values, groups)
+
+
+def sign_scale(values: torch.Tensor, groups: torch.Tensor, n_groups: int) -> QuantState:
+    """1 bit: sign(w) x mean|w| per group (BinaryConnect / XNOR-Net)."""
+    total = _group_stats(values.abs(), groups, n_groups, "sum")
+    count = torch.bincount(groups, minlength=n_groups).clamp_min(1)
+    scale = (total / count).to(torch.float32)
+    codebook = torch.stack([-scale, scale], dim=1)
+    codes = (values >= 0).to(torch.int64)
+    return QuantState("codebook", 1, codes, groups, codebook=codebook)
+
+
+@QUANTIZERS.register("kmeans")
+def kmeans(
+    values: torch.Tensor, groups: torch.Tensor, n_groups: int, bits: int, iters: int = 25
+) -> QuantState:
+    """1-D k-means with 2**bits shared values per group, linearly initialised.
+
+    All groups run at once: values are normalised to [0, 1] per group and
+    shifted by 2 * group, so one sorted search assigns every weight.
+    """
+    k = 2**bits
+    lo = _group_stats(values, groups, n_groups, "amin")
+    hi = _group_stats(values, groups, n_groups, "amax")
+    lo[torch.isinf(lo)], hi[torch.isinf(hi)] = 0.0, 0.0
+    span = (hi - lo).clamp_min(1e-30)
+    x = (values.double() - lo[groups]) / span[groups] + 2.0 * groups
+    offsets = 2.0 * torch.arange(n_groups, dtype=torch.float64)
+    centroids = torch.linspace(0, 1, k, dtype=torch.float64).repeat(n_groups, 1) + offsets[:, None]
+    for _ in range(iters):
+        assign = _nearest(x, centroids)
+        sums = torch.zeros(n_groups * k, dtype=torch.float64).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=n_groups * k).double()
+        moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids.reshape(-1))
+        moved = moved.view(n_groups, k).sort(dim=1).values
+        if torch.equal(moved, centroids):
+            break
+        centroids = moved
+    assign = _nearest(x, centroids)
+    codebook = ((centroids - offsets[:, None]) * span[:, None] + lo[:, None]).to(torch.float32)
+    codes = assign - groups * k
+    return QuantState("codebook", bits, codes, groups, codebook=codebook)
+
+
+def _nearest(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Index (flattened over groups) of the nearest centroid for each value."""
+    k = centroids.shape[1]
+    flat = centroids.reshape(-1)
+    mids = (flat[1:] + flat[:-1]) / 2
+    idx = torch.searchsorted(mids, x)
+    # searchsorted over all groups can land past a group's last centroid: clamp into it.
+    group = torch.div(x, 2.0, rounding_mode="floor").to(torch.int64)
+    return idx.clamp(group * k, group * k + k - 1)
+
+
+def quantize_tensor(
+    weight: torch.Tensor, mask: torch.Tensor | None, bits: int, method: str, per_channel: bool
+) -> QuantState:
+    """Quantize the kept entries of one weight tensor.
+
+    Example:
+        >>> q = quantize_tensor(w, mask=None, bits=4, method="kmeans", per_channel=False)
+        >>> len(set(dequantize(q).tolist())) <= 16
+    """
+    if not torch.isfinite(weight).all():
+        raise QuantizationError("weights contain NaN or Inf; fix or retrain the model first")
+    w = weight.detach().to(torch.float32)
+    flat = w.reshape(-1)
+    kept = torch.arange(flat.numel()) if mask is None else mask.reshape(-1).nonzero().view(-1)
+    values = flat[kept]
+    if per_channel and w.dim() > 1:
+        n_groups = w.shape[0]
+        groups = torch.div(kept, flat.numel() // n_groups, rounding_mode="floor")
+    else:
+        n_groups, groups = 1, torch.zeros_like(kept)
+    return QUANTIZERS[method](values, groups, n_groups, bits)
+
+
+# --- activations -------------------------------------------------------------
+
+
+class ActivationQuant:
+    """A forward pre-hook that fake-quantizes a module's input (asymmetric affine)."""
+
+    def __init__(self, bits: int, scale: float, zero_point: int):
+        self.bits, self.scale, self.zero_point = bits, scale, zero_point
+
+    def __call__(self, module: nn.Module, inputs: tuple) -> tuple:
+        x = inputs[0]
+        q = torch.clamp(torch.round(x / self.scale) + self.zero_point, 0, 2**self.bits - 1)
+        return ((q - self.zero_point) * self.scale,) + tuple(inputs[1:])
+
+
+def activation_params(lo: float, hi: float, bits: int) -> dict:
+    """Scale and zero point that cover [lo, hi] (always including 0) with 2**bits levels."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / (2**bits - 1) or 1.0
+    return {"bits": bits, "scale": float(scale), "zero_point": int(round(-lo / scale))}
+
+
+def calibrate_activations(
+    model: nn.Module, names: list[str], batches, bits: int, method: str = "minmax"
+) -> dict[str, dict]:
+    """Observe the inputs of the named modules on a few batches and choose ranges.
+
+    ``minmax`` takes the observed extremes; ``percentile`` the 0.01th and
+    99.99th percentiles (averaged over batches), which ignores rare outliers.
+    """
+    modules = dict(model.named_modules())
+    seen: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+
+    def observer(name):
+        def hook(module, inputs):
+            x = inputs[0].detach().reshape(-1).float()
+            if method == "percentile":
+                sample = x[torch.randperm(x.numel(), generator=gen)[:100_000]]
+                lo, hi = torch.quantile(sample, torch.tensor([1e-4, 1 - 1e-4])).tolist()
+            else:
+                lo, hi = x.min().item(), x.max().item()
+            seen[name].append((lo, hi))
+
+        return hook
+
+    gen = torch.Generator().manual_seed(0)
+    handles = [modules[n].register_forward_pre_hook(observer(n)) for n in names]
+    try:
+        with torch.inference_mode():
+            for x in batches:
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    params = {}
+    for name, ranges in seen.items():
+        if not ranges:
+            continue
+        lows, highs = zip(*ranges, strict=True)
+        if method == "percentile":
+            lo, hi = sum(lows) / len(lows), sum(highs) / len(highs)
+        else:
+            lo, hi = min(lows), max(highs)
+        params[name] = activation_params(lo, hi, bits)
+    return params
+
+
+def install_activation_quant(model: nn.Module, activations: dict[str, dict]) -> nn.Module:
+    """Add input fake-quant hooks to the named modules (in place)."""
+    modules = dict(model.named_modules())
+    for name, p in activations.items():
+        modules[name].register_forward_pre_hook(
+            ActivationQuant(p["bits"], p["scale"], p["zero_point"])
+        )
+    return model
+
+
+__all__ = [
+    "QUANTIZERS",
+    "QuantizationError",
+    "quantize_tensor",
+    "dequantize",
+    "calibrate_activations",
+    "install_activation_quant",
+]
