@@ -119,7 +119,8 @@ def cmd_run(args) -> int:
         export(compressed, args.export)
     if args.json:
         out = result.to_dict()
-        out.pop("changed"), out.pop("changed_to")
+        for k in ("changed", "changed_from", "changed_to"):
+            out.pop(k)
         print(json.dumps(out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")

@@ -162,6 +162,7 @@ class Result:
     finite: bool = True
     per_class: list[float] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)  # test images whose prediction flipped
+    changed_from: list[int] = field(default_factory=list)  # their baseline prediction
     changed_to: list[int] = field(default_factory=list)  # their new predicted class
     layers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -182,6 +183,7 @@ class Result:
     def to_row(self) -> dict[str, Any]:
         """A flat dict for a pandas row: settings, metrics, sizes."""
         row = {"model": self.model, "dataset": self.dataset, "label": self.label}
+        row["key"] = CompressionConfig.from_dict(self.config).key()
         row.update(self.config)
         row.update(
             accuracy=self.accuracy,
@@ -225,7 +227,7 @@ def evaluate_compressed(
     """Evaluate and measure an already compressed model against its base."""
     started = time.perf_counter() if started is None else started
     ref = baseline_metrics(base, data, subset)
-    metrics = evaluate(compressed, data.test_x, data.test_y, subset)
+    metrics = evaluate(compressed, data.test_x, data.test_y, subset, base=base)
     size = measure(compressed)
     record = get_record(compressed) or CompressionRecord(config=CompressionConfig())
     spec = compressed.slimscope_spec
@@ -254,6 +256,7 @@ def evaluate_compressed(
         finite=metrics.finite,
         per_class=metrics.per_class,
         changed=metrics.indices[flipped].tolist(),
+        changed_from=ref.predictions[flipped].tolist(),
         changed_to=metrics.predictions[flipped].tolist(),
         layers=layer_table(compressed, size),
         warnings=warnings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,10 @@ class CompressionConfig:
             if field in d:
                 d[field] = tuple(d[field])
         return cls(**d)
+
+    def key(self) -> str:
+        """A stable string identifying these settings (a cache and history key)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     def label(self) -> str:
         """A short human label, e.g. 'magnitude 50% · 4-bit kmeans'."""

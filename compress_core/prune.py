@@ -73,7 +73,7 @@ def apply_masks_(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     modules = dict(model.named_modules())
     with torch.no_grad():
         for name, mask in masks.items():
-            modules[name].weight.mul_(mask)
+            modules[name].weight.masked_fill_(~mask, 0.0)  # +0.0, never -0.0
 
 
 # --- structured ------------------------------------------------------------

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
 from torch import nn
 
 from compress_core.record import SPEC_ATTR, ModelSpec
+
+# Keep the tests' trained baselines out of the user's cache; set before any engine import
+# reads it, and inherited by the Streamlit server the browser test starts.
+os.environ.setdefault("SLIMSCOPE_CACHE", tempfile.mkdtemp(prefix="slimscope-test-cache-"))
 
 
 class TinyNet(nn.Module):
@@ -38,8 +45,8 @@ def tiny() -> nn.Module:
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("slimscope-cache"))
+def cache_dir() -> str:
+    return os.environ["SLIMSCOPE_CACHE"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,769 @@
+"""The compressed artifact: the bytes a compressed model really takes, and reading them back.
+
+Layout (integers little-endian)::
+
+    b"SLIM" | version: u8 | header length: u32 | header: zlib(JSON) | payload
+
+The header holds the model spec, the config, the structured plan, the
+activation ranges and one entry per ``state_dict`` tensor, in order. Each
+entry owns three payload segments, back to back in entry order: ``index``
+(where the kept weights are), ``params`` (scales, zero points, codebook) and
+``values`` (codes or raw values). ``entry["len"]`` gives their byte lengths;
+offsets are their running sum, so they can never overlap or leave gaps.
+
+A weight with a ``LayerRecord`` stores its kept positions the cheapest of
+three ways: ``none`` (nothing pruned), ``bitmask`` (one bit per weight) or
+``relative`` (Deep Compression: the gap before each kept weight in ``b`` bits,
+``2**b - 1`` meaning "skip that many, no weight here", ``b`` = 1..8 chosen per
+layer). Codes are packed at exactly ``bits`` bits; with ``config.huffman`` the
+codes and the relative indexes are canonical-Huffman coded (code lengths
+stored, 5 bits per symbol) when that is smaller. Scales and codebooks are
+float32, zero points the smallest integer type that holds them. Every other
+tensor is stored raw at its own dtype (host byte order, little-endian in
+practice).
+
+Example:
+    >>> blob = export(compressed, "lenet5.slim")
+    >>> artifact_size(compressed).artifact_bytes == len(blob)
+    True
+    >>> restored = load_compressed("lenet5.slim")  # same weights, same record
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from math import prod
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import huffman
+from .config import CompressionConfig
+from .record import (
+    RECORD_ATTR,
+    SPEC_ATTR,
+    CompressionRecord,
+    LayerRecord,
+    ModelSpec,
+    QuantState,
+    dequantize,
+    get_record,
+    get_spec,
+    materialize,
+)
+
+MAGIC = b"SLIM"
+VERSION = 1
+_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+MAX_INDEX_BITS = 8  # relative indexes use 1..8 bits per gap
+MAX_HEADER = 64 << 20  # refuse headers that inflate beyond this (a zip bomb)
+_DTYPES = {
+    str(t).removeprefix("torch."): t
+    for t in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64)
+    + (torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+}
+_ZP_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64")
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be written or read back; the message says what is wrong."""
+
+
+@dataclass
+class Size:
+    """A model's parameter counts and the exact bytes of its artifact.
+
+    ``layers`` has one row per stored tensor (a pandas-ready list of dicts);
+    ``artifact_bytes == header_bytes + sum(row["total_bytes"])``.
+    """
+
+    total_params: int  # numel of all parameters
+    nonzero_params: int  # parameters that are not exactly zero
+    dense_bytes: int  # total_params * 4: the model in fp32
+    artifact_bytes: int  # len(export(model)), exactly
+    header_bytes: int  # magic, version, length and the compressed JSON header
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Option:
+    """One way to store a stream: its header fields, exact size, and how to make its bytes."""
+
+    fields: dict[str, Any]
+    nbytes: int
+    nbits: int  # before padding: breaks ties between equal byte counts
+    make: Callable[[], bytes]
+
+
+@dataclass
+class _Part:
+    """One encoded tensor: header entry, payload segments and a row for the size table."""
+
+    entry: dict[str, Any]
+    segments: tuple[bytes, bytes, bytes]  # index, params, values
+    encoding: str
+    bits: int
+    nonzero: int
+
+    def row(self) -> dict[str, Any]:
+        index, params, values = (len(s) for s in self.segments)
+        return {
+            "name": self.entry["name"],
+            "numel": prod(self.entry["shape"]),
+            "nonzero": self.nonzero,
+            "bits": self.bits,
+            "encoding": self.encoding,
+            "index_bytes": index,
+            "value_bytes": values,
+            "param_bytes": params,
+            "total_bytes": index + params + values,
+        }
+
+
+# --- public API ----------------------------------------------------------------
+
+
+def export(model: nn.Module, path: str | os.PathLike | None = None) -> bytes:
+    """The model's artifact; also written atomically to ``path`` when given.
+
+    Raises ``ArtifactError`` when a weight differs from what its record decodes
+    to (e.g. it was trained after quantization): the artifact would lie.
+
+    Example:
+        >>> blob = export(compress(base, CompressionConfig(prune_rate=0.9, bits=4)))
+        >>> blob[:4]
+        b'SLIM'
+    """
+    blob = _encode(model)[0]
+    if path is not None:
+        _write_atomic(os.fspath(path), blob)
+    return blob
+
+
+def artifact_size(model: nn.Module) -> Size:
+    """Parameter counts and the exact artifact size, with a per-tensor breakdown.
+
+    Example:
+        >>> s = artifact_size(model)
+        >>> s.artifact_bytes == len(export(model))
+        True
+        >>> pd.DataFrame(s.layers)  # name, numel, nonzero, bits, encoding, ..., total_bytes
+    """
+    blob, parts, header_bytes = _encode(model)
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    return Size(
+        total_params=total,
+        nonzero_params=sum(_nonzero(p) for p in params),
+        dense_bytes=4 * total,
+        artifact_bytes=len(blob),
+        header_bytes=header_bytes,
+        layers=[p.row() for p in parts],
+    )
+
+
+def load_compressed(src: bytes | bytearray | memoryview | str | os.PathLike) -> nn.Module:
+    """Rebuild a model from its artifact: same weights (bit for bit), record and hooks.
+
+    The model comes from ``compress_core.models.build_model`` with the stored
+    spec, its channel removals are replayed, then every tensor is filled; it
+    is returned in eval mode. Anything malformed raises ``ArtifactError``.
+
+    Example:
+        >>> model = load_compressed("lenet5.slim")
+        >>> export(model) == open("lenet5.slim", "rb").read()
+        True
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        blob = bytes(src)
+    else:
+        with open(src, "rb") as f:
+            blob = f.read()
+    try:
+        return _load(blob)
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        raise ArtifactError(f"corrupt artifact ({type(e).__name__}: {e})") from e
+
+
+# --- writing -------------------------------------------------------------------
+
+
+def _encode(model: nn.Module) -> tuple[bytes, list[_Part], int]:
+    """The artifact bytes, its encoded tensors and the length of prefix + header."""
+    record, spec = get_record(model), get_spec(model)
+    state = model.state_dict()
+    layers = _layer_keys(record, state)
+    coded = record is not None and record.config.huffman
+    parts = [
+        _encode_layer(k, t, layers[k], coded) if k in layers else _encode_raw(k, t)
+        for k, t in state.items()
+    ]
+    header = {
+        "spec": None if spec is None else _plain(dataclasses.asdict(spec)),
+        "config": None if record is None else record.config.to_dict(),
+        "structured": [] if record is None else _plain(record.structured),
+        "activations": {} if record is None else _plain(record.activations),
+        "tensors": [p.entry for p in parts],
+    }
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    packed = zlib.compress(text, 9)
+    prefix = _PREFIX.pack(MAGIC, VERSION, len(packed))
+    blob = b"".join([prefix, packed, *(s for p in parts for s in p.segments)])
+    return blob, parts, len(prefix) + len(packed)
+
+
+def _layer_keys(record: CompressionRecord | None, state: dict) -> dict[str, LayerRecord]:
+    """The state_dict key of each recorded weight that is pruned or quantized."""
+    if record is None:
+        return {}
+    out = {}
+    for name, layer in record.layers.items():
+        key = f"{name}.weight" if name else "weight"
+        if key not in state:
+            raise ArtifactError(f"the record names layer {name!r} but the model has no {key}")
+        if layer.mask is not None or layer.quant is not None:
+            out[key] = layer
+    return out
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready copy: tensors and arrays to lists, tuples to lists."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
+        return obj.tolist()
+    return obj
+
+
+def _nonzero(t: torch.Tensor) -> int:
+    if t.dtype in (torch.bfloat16,):  # no numpy twin
+        return int(torch.count_nonzero(t))
+    return int(np.count_nonzero(t.detach().cpu().numpy()))
+
+
+def _raw_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _encode_raw(name: str, t: torch.Tensor) -> _Part:
+    data = _raw_bytes(t)
+    dtype = str(t.dtype).removeprefix("torch.")
+    if dtype not in _DTYPES:
+        raise ArtifactError(f"{name}: dtype {dtype} cannot be stored")
+    entry = {"name": name, "shape": list(t.shape), "dtype": dtype, "enc": "raw"}
+    entry["len"] = [0, 0, len(data)]
+    nonzero = _nonzero(t)
+    return _Part(entry, (b"", b"", data), "raw", t.element_size() * 8, nonzero)
+
+
+def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
+    """A pruned and/or quantized weight: positions, quant params and codes (or floats)."""
+    w = weight.detach()
+    mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
+    kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
+    _check_layer(name, w, layer, kept)
+    where = _cheapest(_position_options(mask, kept, coded))
+    entry = {"name": name, "shape": list(w.shape), "dtype": "float32", "enc": "layer"}
+    entry.update(where.fields, n=len(kept))
+    q = layer.quant
+    if q is None:
+        values = w.reshape(-1).numpy()[kept].tobytes()
+        params, bits, what = b"", 32, "float32"
+        entry.update(scheme="float")
+    else:
+        fields, params = _encode_params(q)
+        codes = _cheapest(_code_options(q.codes.numpy(), q.bits, coded))
+        entry.update(fields, bits=q.bits, **codes.fields)
+        values, bits = codes.make(), q.bits
+        what = f"{q.bits}-bit {q.scheme}" + (" huffman" if codes.fields["ch"] else "")
+    index = where.make()
+    entry["len"] = [len(index), len(params), len(values)]
+    label = _position_label(where.fields) + " · " + what
+    return _Part(entry, (index, params, values), label, bits, _nonzero(w))
+
+
+def _position_label(fields: dict) -> str:
+    if fields["pos"] != "relative":
+        return "dense" if fields["pos"] == "none" else fields["pos"]
+    return f"relative b={fields['b']}" + (" huffman" if fields["ih"] else "")
+
+
+def _cheapest(options: list[_Option]) -> _Option:
+    return min(options, key=lambda o: (o.nbytes, o.nbits))  # then the first: the simplest
+
+
+def _check_layer(name: str, w: torch.Tensor, layer: LayerRecord, kept: np.ndarray) -> None:
+    """Refuse a record the artifact could not reproduce the weight from."""
+    if w.dtype != torch.float32:
+        raise ArtifactError(f"{name}: compressed weights must be float32, not {w.dtype}")
+    mask = layer.mask
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != w.shape):
+        raise ArtifactError(f"{name}: the mask must be a bool tensor shaped like the weight")
+    q = layer.quant
+    if q is None:
+        if mask is not None and w.reshape(-1).numpy()[~mask.reshape(-1).numpy()].any():
+            raise ArtifactError(f"{name}: pruned weights are not zero; re-apply the mask")
+        return
+    _check_quant(name, q, len(kept))
+    groups = _groups(kept, tuple(w.shape), _n_groups(q))
+    if groups is None or not np.array_equal(q.groups.numpy(), groups):
+        raise ArtifactError(f"{name}: quant groups are neither per-tensor nor per output channel")
+    # materialize(shape, layer) == w, in numpy: torch's threaded kernels are slow on small CPUs.
+    flat = w.reshape(-1).numpy()
+    zeros = mask is None or not flat[~layer.mask.reshape(-1).numpy()].any()
+    if not (zeros and np.array_equal(flat[kept], dequantize(q).numpy())):
+        raise ArtifactError(
+            f"{name}: the weights differ from what the record decodes to; "
+            "was the model changed after compression?"
+        )
+
+
+def _check_quant(name: str, q: QuantState, n_kept: int) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ArtifactError(f"{name}: {what}")
+
+    need(isinstance(q.bits, int) and 1 <= q.bits <= 16, f"bits must be 1..16, not {q.bits}")
+    need(q.codes.dtype == torch.int64 and q.codes.shape == (n_kept,), "one int64 code per kept")
+    need(q.groups.dtype == torch.int64 and q.groups.shape == (n_kept,), "one group per code")
+    codes = q.codes.numpy()
+    need(n_kept == 0 or 0 <= codes.min() <= codes.max() < 2**q.bits, "codes out of range")
+    if q.scheme == "affine":
+        ok = q.scale is not None and q.zero_point is not None
+        need(ok and q.scale.dtype == torch.float32 and q.scale.dim() == 1, "float32 scale")
+        need(q.zero_point.dtype == torch.int64 and q.zero_point.shape == q.scale.shape, "zp")
+    elif q.scheme == "codebook":
+        cb = q.codebook
+        need(cb is not None and cb.dtype == torch.float32, "the codebook must be float32")
+        need(cb.dim() == 2 and cb.shape[1] == 2**q.bits, "codebook shape [n_groups, 2**bits]")
+    else:
+        need(False, f"unknown quantization scheme {q.scheme!r}")
+
+
+def _n_groups(q: QuantState) -> int:
+    return len(q.scale) if q.scheme == "affine" else len(q.codebook)
+
+
+def _groups(kept: np.ndarray, shape: tuple, n_groups: int) -> np.ndarray | None:
+    """The group of each kept weight: all 0 (per-tensor) or its output channel (per-channel)."""
+    if n_groups == 1:
+        return np.zeros(len(kept), dtype=np.int64)
+    if len(shape) and n_groups == shape[0]:
+        return (kept // (prod(shape) // n_groups)).astype(np.int64)
+    return None
+
+
+def _position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool) -> list[_Option]:
+    """Every way to store which weights are kept, with exact sizes (bytes made on demand)."""
+    if mask is None or len(kept) == len(mask):
+        return [_Option({"pos": "none"}, 0, 0, lambda: b"")]
+    n = len(mask)
+    options = [_Option({"pos": "bitmask"}, (n + 7) // 8, n, lambda: _bitmask(mask))]
+    gaps = np.diff(kept, prepend=-1) - 1
+    for b in range(1, MAX_INDEX_BITS + 1):
+        escape = 2**b - 1
+        jumps, rest = np.divmod(gaps, escape)
+        fields = {"pos": "relative", "b": b, "ni": len(gaps) + int(jumps.sum())}
+        symbols = partial(_relative_symbols, gaps, b)
+        bits = fields["ni"] * b
+        plain = (bits + 7) // 8
+        options.append(_Option({**fields, "ih": 0}, plain, bits, partial(_fixed_lazy, symbols, b)))
+        if coded and len(gaps):
+            freq = np.bincount(rest, minlength=escape + 1)
+            freq[escape] += fields["ni"] - len(gaps)
+            options += _huffman_option(freq, plain, fields, "ih", symbols)
+    return options
+
+
+def _bitmask(mask: np.ndarray) -> bytes:
+    return np.packbits(mask).tobytes()
+
+
+def _fixed(values: np.ndarray, bits: int) -> bytes:
+    return huffman.pack_fixed(values, bits)
+
+
+def _fixed_lazy(values: Callable[[], np.ndarray], bits: int) -> bytes:
+    return huffman.pack_fixed(values(), bits)
+
+
+def _relative_symbols(gaps: np.ndarray, b: int) -> np.ndarray:
+    """Each gap g as g // E escapes (E = 2**b - 1) then g % E: Deep Compression's indexes."""
+    escape = 2**b - 1
+    jumps, rest = np.divmod(gaps, escape)
+    ends = np.cumsum(jumps + 1)
+    out = np.full(int(ends[-1]) if len(ends) else 0, escape, dtype=np.int64)
+    out[ends - 1] = rest
+    return out
+
+
+def _relative_positions(symbols: np.ndarray, b: int) -> np.ndarray:
+    """Inverse of ``_relative_symbols``: the kept positions."""
+    escape = 2**b - 1
+    ends = np.cumsum(np.where(symbols == escape, escape, symbols + 1))
+    return ends[symbols != escape] - 1
+
+
+def _huffman_option(
+    freq: np.ndarray, plain: int, fields: dict, key: str, symbols: Callable[[], np.ndarray]
+) -> list[_Option]:
+    """The Huffman way to store a stream (code-length table + codes), unless it cannot win."""
+    used = np.flatnonzero(freq)
+    nsym = int(used[-1]) + 1  # the table stops at the last symbol that occurs
+    table = (nsym * huffman.LENGTH_BITS + 7) // 8
+    if len(used) > 256:  # building a big tree is slow: skip it when entropy says it loses
+        p = freq[used] / freq.sum()
+        bound = float(-(freq[used] * np.log2(p)).sum()) * (1 - 1e-9)
+        if table + int(bound) // 8 >= plain:
+            return []
+    lengths = huffman.code_lengths(freq)
+    size = table + (int(freq @ lengths.astype(np.int64)) + 7) // 8
+
+    def make() -> bytes:
+        stream, _ = huffman.encode(symbols(), len(freq), lengths)
+        return _fixed(lengths[:nsym], huffman.LENGTH_BITS) + stream
+
+    return [_Option({**fields, key: nsym}, size, 8 * size, make)]
+
+
+def _code_options(codes: np.ndarray, bits: int, coded: bool) -> list[_Option]:
+    plain = (len(codes) * bits + 7) // 8
+    options = [_Option({"ch": 0}, plain, len(codes) * bits, partial(_fixed, codes, bits))]
+    if coded and len(codes):
+        freq = np.bincount(codes, minlength=2**bits)
+        options += _huffman_option(freq, plain, {}, "ch", lambda: codes)
+    return options
+
+
+def _int_dtype(values: np.ndarray) -> str:
+    """The smallest integer dtype that holds every value."""
+    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for name in _ZP_DTYPES:
+        info = np.iinfo(name)
+        if info.min <= lo and hi <= info.max:
+            return name
+    raise ArtifactError(f"zero points {lo}..{hi} do not fit in int64")
+
+
+def _encode_params(q: QuantState) -> tuple[dict, bytes]:
+    """Affine: float32 scales then zero points; codebook: the full table or its used entries.
+
+    A k-means codebook may have entries no weight uses (at high bits there are
+    more centroids than weights). When it is smaller, only the used entries are
+    stored, after their positions in the table (encoded like a keep-mask);
+    unused entries read back as 0, which no code points at.
+    """
+    n_groups = _n_groups(q)
+    if q.scheme == "affine":
+        zp = q.zero_point.numpy()
+        dtype = _int_dtype(zp)
+        data = q.scale.numpy().astype("<f4").tobytes() + zp.astype(np.dtype(dtype)).tobytes()
+        return {"scheme": "affine", "ng": n_groups, "zp": dtype}, data
+    k = 2**q.bits
+    table = q.codebook.numpy().astype("<f4").reshape(-1)
+    used = np.zeros(n_groups * k, dtype=bool)
+    used[q.groups.numpy() * k + q.codes.numpy()] = True
+    slots = np.flatnonzero(used)
+    where = _cheapest(_position_options(used, slots, coded=False))
+    if where.nbytes + 4 * len(slots) >= table.nbytes:
+        return {"scheme": "codebook", "ng": n_groups, "cb": "full"}, table.tobytes()
+    index = where.make()
+    fields = {"scheme": "codebook", "ng": n_groups, "cb": "used"}
+    return {**fields, "cbi": {**where.fields, "len": len(index)}}, index + table[used].tobytes()
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".slim-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def _load(blob: bytes) -> nn.Module:
+    header, payload = _parse(blob)
+    model = _fresh_model(header)
+    expected = model.state_dict()
+    _match_tensors(header["tensors"], expected, header["spec"]["name"])
+    tensors, layers, offset = {}, {}, 0
+    for entry in header["tensors"]:
+        segments = []
+        for n in entry["len"]:
+            segments.append(payload[offset : offset + n])
+            offset += n
+        tensors[entry["name"]], layer = _decode_entry(entry, segments)
+        if layer is not None:
+            layers[_module_name(entry["name"])] = layer
+    model.load_state_dict(tensors)
+    model.eval()  # an artifact is for inference: BatchNorm must not update its statistics
+    if header["config"] is not None:
+        config = CompressionConfig.from_dict(header["config"])
+        record = CompressionRecord(config, layers, header["structured"], header["activations"])
+        setattr(model, RECORD_ATTR, record)
+    return model
+
+
+def _parse(blob: bytes) -> tuple[dict, bytes]:
+    """The checked header and the payload; raises ArtifactError on any malformation."""
+    if len(blob) < _PREFIX.size:
+        raise ArtifactError(
+            f"not a Slimscope artifact: {len(blob)} bytes, shorter than the {_PREFIX.size}-byte "
+            "prefix"
+        )
+    magic, version, length = _PREFIX.unpack_from(blob)
+    if magic != MAGIC:
+        raise ArtifactError(f"not a Slimscope artifact: starts with {magic!r}, not {MAGIC!r}")
+    if version != VERSION:
+        raise ArtifactError(f"artifact format version {version} is not supported (only {VERSION})")
+    end = _PREFIX.size + length
+    if end > len(blob):
+        raise ArtifactError(f"artifact is truncated: the header needs {end} bytes, has {len(blob)}")
+    try:
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(blob[_PREFIX.size : end], MAX_HEADER)
+        if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
+            raise ValueError("the compressed header is incomplete or has trailing bytes")
+        header = json.loads(text)
+    except (zlib.error, ValueError) as e:
+        raise ArtifactError(f"artifact header is corrupt: {e}") from e
+    payload = blob[end:]
+    _check_header(header, len(payload))
+    return header, payload
+
+
+def _check_header(header: Any, payload_bytes: int) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ArtifactError(f"artifact header is malformed: {what}")
+
+    keys = {"spec", "config", "structured", "activations", "tensors"}
+    need(isinstance(header, dict) and set(header) == keys, f"expected the keys {sorted(keys)}")
+    need(isinstance(header["tensors"], list), "tensors must be a list")
+    need(isinstance(header["structured"], list), "structured must be a list")
+    need(isinstance(header["activations"], dict), "activations must be a dict")
+    need(header["config"] is None or isinstance(header["config"], dict), "config must be a dict")
+    total = 0
+    for e in header["tensors"]:
+        need(isinstance(e, dict) and isinstance(e.get("name"), str), "a tensor without a name")
+        shape, lens = e.get("shape"), e.get("len")
+        need(_ints(shape) and _ints(lens) and len(lens) == 3, f"{e['name']}: bad shape or len")
+        need(e.get("dtype") in _DTYPES and e.get("enc") in ("raw", "layer"), f"{e['name']}: enc")
+        total += sum(lens)
+    if total != payload_bytes:
+        how = "truncated" if total > payload_bytes else "followed by extra bytes"
+        raise ArtifactError(f"artifact is {how}: tensors need {total} bytes, has {payload_bytes}")
+
+
+def _ints(value: Any) -> bool:
+    return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+
+
+def _module_name(key: str) -> str:
+    """'fc1.weight' -> 'fc1' (and 'weight' -> '' for a bare layer)."""
+    if key == "weight":
+        return ""
+    if not key.endswith(".weight"):
+        raise ArtifactError(f"{key}: only module weights can be compressed")
+    return key.removesuffix(".weight")
+
+
+def _fresh_model(header: dict) -> nn.Module:
+    """A new model from the registry, with the recorded channel removals and activation hooks."""
+    spec = header["spec"]
+    if not isinstance(spec, dict):
+        raise ArtifactError("the artifact has no model spec, so its model cannot be rebuilt")
+    spec = ModelSpec(spec["name"], tuple(spec["in_shape"]), spec["num_classes"])
+    from .models import build_model
+
+    model = build_model(spec.name, spec.in_shape, spec.num_classes)
+    setattr(model, SPEC_ATTR, spec)
+    if header["structured"]:
+        from .prune import replay_structured
+
+        model = _same_or(replay_structured(model, header["structured"]), model)
+    if header["activations"]:
+        from .quantize import install_activation_quant
+
+        model = _same_or(install_activation_quant(model, header["activations"]), model)
+    return model
+
+
+def _same_or(returned: Any, model: nn.Module) -> nn.Module:
+    return returned if isinstance(returned, nn.Module) else model
+
+
+def _match_tensors(entries: list[dict], expected: dict[str, torch.Tensor], model: str) -> None:
+    names = [e["name"] for e in entries]
+    if names != list(expected):
+        missing = sorted(set(expected) - set(names))
+        extra = sorted(set(names) - set(expected))
+        raise ArtifactError(
+            f"the artifact's tensors do not fit model {model!r}: missing {missing}, "
+            f"unexpected {extra} (or a different order)"
+        )
+    for e in entries:
+        t = expected[e["name"]]
+        if tuple(e["shape"]) != tuple(t.shape) or _DTYPES[e["dtype"]] != t.dtype:
+            raise ArtifactError(
+                f"{e['name']}: the artifact has {e['dtype']}{e['shape']}, "
+                f"model {model!r} expects {t.dtype}{list(t.shape)}"
+            )
+
+
+def _decode_entry(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord | None]:
+    try:
+        if entry["enc"] == "raw":
+            return _decode_raw(entry, segments), None
+        return _decode_layer(entry, segments)
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        raise ArtifactError(f"{entry['name']}: corrupt data ({e})") from e
+
+
+def _from_bytes(data: bytes, dtype: torch.dtype, shape: list[int]) -> torch.Tensor:
+    size = torch.empty(0, dtype=dtype).element_size()
+    if len(data) != prod(shape) * size:
+        raise ArtifactError(f"{prod(shape)} values of {dtype} need {prod(shape) * size} bytes")
+    if not data:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
+
+
+def _decode_raw(entry: dict, segments: list[bytes]) -> torch.Tensor:
+    if segments[0] or segments[1]:
+        raise ArtifactError(f"{entry['name']}: a raw tensor has only values")
+    return _from_bytes(segments[2], _DTYPES[entry["dtype"]], entry["shape"])
+
+
+def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
+    index, params, values = segments
+    shape, n = entry["shape"], entry["n"]
+    numel = prod(shape)
+    if entry["dtype"] != "float32" or type(n) is not int or not 0 <= n <= numel:
+        raise ArtifactError(f"{entry['name']}: bad kept count or dtype")
+    mask = _decode_positions(entry, index, numel, entry["name"])
+    kept = np.arange(numel) if mask is None else np.flatnonzero(mask)
+    if len(kept) != n:
+        raise ArtifactError(f"{entry['name']}: {len(kept)} kept positions, header says {n}")
+    mask_t = None if mask is None else torch.from_numpy(mask).reshape(shape)
+    if entry["scheme"] == "float":
+        weight = torch.zeros(numel, dtype=torch.float32)
+        weight[torch.from_numpy(kept)] = _from_bytes(values, torch.float32, [n])
+        if params:
+            raise ArtifactError(f"{entry['name']}: a float layer has no quant params")
+        return weight.reshape(shape), LayerRecord(mask_t, None)
+    q = _decode_quant(entry, params, values, kept)
+    layer = LayerRecord(mask_t, q)
+    return materialize(torch.Size(shape), layer, None), layer
+
+
+def _decode_positions(fields: dict, data: bytes, numel: int, name: str) -> np.ndarray | None:
+    """The flat keep-mask (None: nothing pruned) from an index segment and its header fields."""
+    pos = fields["pos"]
+    if pos == "none":
+        if data:
+            raise ArtifactError(f"{name}: unpruned weights need no index")
+        return None
+    if pos == "bitmask":
+        if len(data) != (numel + 7) // 8:
+            raise ArtifactError(f"{name}: a bitmask of {numel} bits is wrong-sized")
+        return np.unpackbits(np.frombuffer(data, np.uint8), count=numel).astype(bool)
+    if pos != "relative" or fields["b"] not in range(1, MAX_INDEX_BITS + 1):
+        raise ArtifactError(f"{name}: unknown position encoding {pos!r}")
+    b = fields["b"]
+    symbols = _read_stream(data, fields["ih"], 2**b, b, fields["ni"])
+    kept = _relative_positions(symbols, b)
+    if len(kept) and kept[-1] >= numel:
+        raise ArtifactError(f"{name}: a relative index points past the weight")
+    mask = np.zeros(numel, dtype=bool)
+    mask[kept] = True
+    return mask
+
+
+def _read_stream(data: bytes, nsym: int, alphabet: int, bits: int, count: int) -> np.ndarray:
+    """``count`` symbols, packed at ``bits`` bits (nsym 0) or Huffman-coded over nsym symbols."""
+    if type(nsym) is not int or type(count) is not int or not 0 <= nsym <= alphabet:
+        raise ArtifactError("bad stream header")
+    if count < 0 or count > 8 * len(data):
+        raise ArtifactError(f"{len(data)} bytes cannot hold {count} symbols")
+    if nsym == 0:
+        return huffman.unpack_fixed(data, bits, count)
+    table = (nsym * huffman.LENGTH_BITS + 7) // 8
+    lengths = np.zeros(alphabet, dtype=np.int64)
+    lengths[:nsym] = huffman.unpack_fixed(data[:table], huffman.LENGTH_BITS, nsym)
+    return huffman.decode(data[table:], lengths, count)
+
+
+def _decode_quant(entry: dict, params: bytes, values: bytes, kept: np.ndarray) -> QuantState:
+    bits, scheme, n_groups = entry["bits"], entry["scheme"], entry["ng"]
+    if bits not in range(1, 17) or type(n_groups) is not int or n_groups < 1:
+        raise ArtifactError(f"{entry['name']}: bad bits or group count")
+    group_of = _groups(kept, tuple(entry["shape"]), n_groups)
+    if group_of is None:
+        raise ArtifactError(f"{entry['name']}: {n_groups} groups are not per-tensor or -channel")
+    codes_of = _read_stream(values, entry["ch"], 2**bits, bits, len(kept))
+    codes, groups = torch.from_numpy(codes_of), torch.from_numpy(group_of)
+    if scheme == "affine":
+        scale, zero_point = _decode_affine(entry, params, n_groups)
+        return QuantState("affine", bits, codes, groups, scale=scale, zero_point=zero_point)
+    if scheme != "codebook":
+        raise ArtifactError(f"{entry['name']}: unknown scheme {scheme!r}")
+    codebook = _decode_codebook(entry, params, n_groups, 2**bits, group_of * 2**bits + codes_of)
+    return QuantState("codebook", bits, codes, groups, codebook=codebook)
+
+
+def _decode_affine(entry: dict, params: bytes, n_groups: int) -> tuple[torch.Tensor, ...]:
+    if entry["zp"] not in _ZP_DTYPES:
+        raise ArtifactError(f"{entry['name']}: bad zero-point dtype")
+    zp = np.dtype(entry["zp"])
+    if len(params) != n_groups * (4 + zp.itemsize):
+        raise ArtifactError(f"{entry['name']}: quant params are wrong-sized")
+    scale = np.frombuffer(params, "<f4", n_groups).copy()
+    zero_point = np.frombuffer(params, zp, n_groups, offset=4 * n_groups).astype(np.int64)
+    return torch.from_numpy(scale), torch.from_numpy(zero_point)
+
+
+def _decode_codebook(
+    entry: dict, params: bytes, n_groups: int, k: int, slots: np.ndarray
+) -> torch.Tensor:
+    if entry["cb"] == "full":
+        return _from_bytes(params, torch.float32, [n_groups, k])
+    where = entry["cbi"]
+    if entry["cb"] != "used" or type(where["len"]) is not int or where["pos"] == "none":
+        raise ArtifactError(f"{entry['name']}: bad codebook encoding")
+    head = where["len"]
+    used = _decode_positions(where, params[:head], n_groups * k, entry["name"])
+    if not used[slots].all():
+        raise ArtifactError(f"{entry['name']}: a code points at a codebook entry not stored")
+    table = np.zeros(n_groups * k, dtype=np.float32)
+    table[used] = _from_bytes(params[head:], torch.float32, [int(used.sum())]).numpy()
+    return torch.from_numpy(table).reshape(n_groups, k)
