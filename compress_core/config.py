@@ -98,6 +98,43 @@ class CompressionConfig:
                 d[field] = tuple(d[field])
         return cls(**d)
 
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> CompressionConfig:
+        """A config from text values, e.g. a URL's query: {"prune_rate": "0.5", "bits": "4"}."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, text in values.items():
+            if name not in fields:
+                raise ConfigError(f"unknown setting {name!r}; known: {', '.join(fields)}")
+            default = fields[name].default
+            try:
+                if isinstance(default, bool):
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError
+                    kwargs[name] = text.lower() in ("true", "1")
+                elif isinstance(default, tuple):
+                    kwargs[name] = tuple(p for p in text.split(",") if p)
+                elif isinstance(default, (int, float)):
+                    number = float(text)
+                    is_whole = isinstance(default, int) and number.is_integer()
+                    kwargs[name] = int(number) if is_whole else number
+                else:
+                    kwargs[name] = text
+            except ValueError:
+                kind = {bool: "true or false", int: "a whole number", float: "a number"}
+                expected = kind.get(type(default), "text")
+                raise ConfigError(f"{name} must be {expected}; got {text!r}") from None
+        return cls(**kwargs)
+
+    def to_strings(self) -> dict[str, str]:
+        """The settings that differ from the defaults, as text (inverse of from_strings)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return out
+
     def key(self) -> str:
         """A stable string identifying these settings (a cache and history key)."""
         return json.dumps(self.to_dict(), sort_keys=True)

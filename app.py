@@ -1,0 +1,173 @@
+"""Slimscope — Explore: pick a model, drag the sliders, watch accuracy against size.
+
+Run with ``streamlit run app.py``. Every number comes from ``compress_core``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from compress_core.api import CompressionError
+from compress_core.config import ConfigError
+from ui import cache, charts, controls, pick
+from ui.format import human_bytes
+
+st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
+
+
+def show_metrics(r) -> None:
+    a, b, c, d = st.columns(4)
+    a.metric(
+        "Test accuracy",
+        f"{r.accuracy:.2%}",
+        f"{r.delta_pp:+.2f} pp",
+        help=f"Baseline {r.baseline_accuracy:.2%} on {r.eval_images:,} test images.",
+    )
+    b.metric(
+        "Non-zero parameters",
+        f"{r.nonzero_params:,}",
+        f"{r.nonzero_params / r.baseline_params - 1:+.1%}",
+        delta_color="inverse",
+        help=f"Of {r.total_params:,} stored ({r.baseline_params:,} in the baseline).",
+    )
+    c.metric(
+        "Compressed size",
+        human_bytes(r.artifact_bytes),
+        f"{r.artifact_bytes / r.dense_bytes - 1:+.1%}",
+        delta_color="inverse",
+        help=f"The exported artifact's exact length; fp32 is {human_bytes(r.dense_bytes)}.",
+    )
+    d.metric("Compression ratio", f"{r.ratio:.1f}×", help="fp32 bytes / artifact bytes.")
+    for w in r.warnings:
+        st.warning(w, icon="⚠️")
+
+
+def history_frame() -> pd.DataFrame:
+    return pd.DataFrame(list(st.session_state.history.values()))
+
+
+def show_tradeoff(r, key: str) -> None:
+    frame = history_frame()
+    frame = frame[(frame["model"] == r.model) & (frame["dataset"] == r.dataset)]
+    left, right = st.columns(2)
+    left.plotly_chart(
+        charts.tradeoff_figure(
+            frame, "nonzero_params", key, (r.baseline_params, r.baseline_accuracy)
+        ),
+        key="plot_params",
+    )
+    right.plotly_chart(
+        charts.tradeoff_figure(frame, "artifact_bytes", key, (r.dense_bytes, r.baseline_accuracy)),
+        key="plot_bytes",
+    )
+    st.caption(f"{len(frame)} settings tried this session; the green line is their Pareto front.")
+
+
+def show_layers(r) -> None:
+    layers = pd.DataFrame(r.layers)
+    st.plotly_chart(charts.layer_figure(layers), key="plot_layers")
+    st.dataframe(
+        layers,
+        hide_index=True,
+        column_config={
+            "sparsity": st.column_config.ProgressColumn(
+                "sparsity", format="percent", min_value=0, max_value=1
+            ),
+        },
+    )
+
+
+def show_weights(r, p, config_key: str) -> None:
+    names = [row["layer"] for row in r.layers]
+    layer = st.selectbox(
+        "Layer",
+        names,
+        key="hist_layer",
+        index=min(1, len(names) - 1),
+        help="Before: the trained weights. After: pruned to zero and quantized.",
+    )
+    base, _ = cache.baseline(*p.args)
+    small = cache.compressed(*p.args, config_key)
+    before = dict(base.named_modules())[layer].weight
+    after = dict(small.named_modules())[layer].weight
+    st.plotly_chart(
+        charts.histogram_figure(before.detach().numpy().ravel(), after.detach().numpy().ravel()),
+        key="plot_hist",
+    )
+    distinct = np.unique(after.detach().numpy()).size
+    st.caption(f"After: {distinct:,} distinct values, {int((after == 0).sum()):,} exact zeros.")
+
+
+def show_changes(r, data) -> None:
+    if not r.changed:
+        st.success("No test image changed its prediction.")
+        return
+    st.write(
+        f"**{len(r.changed)}** of {r.eval_images:,} test images changed their prediction "
+        f"(showing up to 24). Caption: true class — before → after."
+    )
+    cols = st.columns(6)
+    shown = list(zip(r.changed, r.changed_from, r.changed_to, strict=True))[:24]
+    for i, (idx, old, new) in enumerate(shown):
+        true = data.classes[int(data.test_y[idx])]
+        cols[i % 6].image(
+            data.image("test", idx),
+            width=96,
+            caption=f"{true}: {data.classes[old]} → {data.classes[new]}",
+        )
+
+
+def show_export(r, p, config_key: str) -> None:
+    frame = history_frame()
+    st.dataframe(frame.drop(columns=["key"]), hide_index=True)
+    a, b = st.columns(2)
+    a.download_button(
+        "Download this session's results (CSV)",
+        frame.to_csv(index=False),
+        "slimscope-results.csv",
+        "text/csv",
+        key="dl_csv",
+    )
+    b.download_button(
+        f"Download the compressed model ({human_bytes(r.artifact_bytes)})",
+        cache.artifact(*p.args, config_key),
+        f"{r.model}-{r.dataset}.slim",
+        "application/octet-stream",
+        key="dl_artifact",
+        help="Read it back with compress_core.artifact.load_compressed(path).",
+    )
+
+
+def main() -> None:
+    st.title("✂️ Slimscope")
+    st.caption("How far can this network be compressed before it stops working?")
+    if "history" not in st.session_state:
+        st.session_state.history = {}
+    p = pick.sidebar()
+    base, data = pick.load_baseline(p)
+    try:
+        config = controls.controls()
+        r = cache.result(*p.args, config.key(), p.subset)
+    except (ConfigError, CompressionError) as e:
+        st.error(f"This setting cannot be applied: {e}")
+        st.stop()
+    controls.to_url(config)
+    row = r.to_row()
+    st.session_state.history[(p.model, p.dataset, p.epochs, p.subset, row["key"])] = row
+    show_metrics(r)
+    tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
+    with tabs[0]:
+        show_tradeoff(r, row["key"])
+    with tabs[1]:
+        show_layers(r)
+    with tabs[2]:
+        show_weights(r, p, row["key"])
+    with tabs[3]:
+        show_changes(r, data)
+    with tabs[4]:
+        show_export(r, p, row["key"])
+
+
+main()

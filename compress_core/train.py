@@ -1,0 +1,309 @@
+"""Baselines: train a registered model on a data set once, then load it from a disk cache.
+
+Example:
+    >>> model, data = get_baseline("lenet5", "digits")  # trains a few seconds the first time
+    >>> model, data = get_baseline("lenet5", "digits")  # then loads in milliseconds
+    >>> baseline_info(model)["test_accuracy"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Dataset, cache_root, load_dataset
+from .models import MODELS, build_model, input_size_for
+from .record import get_spec
+
+FORMAT_VERSION = 1  # bump when a change to training or models makes old checkpoints wrong
+META_ATTR = "slimscope_baseline_meta"
+EVAL_BATCH = 1000
+LEARNING_RATES = {"resnet18": 1e-3, "mobilenet_v3_small": 2e-3}  # Adam; others use DEFAULT_LR
+DEFAULT_LR = 1e-3
+# Epochs for a good baseline on 2 CPU cores: seconds on digits (ResNet-18: minutes), 10 s
+# (mlp) to 3 min (cnn) on Fashion-MNIST. ResNet-18 is a GPU model: ~30 min per epoch there.
+EPOCHS = {"digits": 20, "mnist": 5, "fashion-mnist": 5, "cifar10": 15}
+EPOCHS_FOR = {  # slower models train fewer epochs
+    ("cnn", "mnist"): 3,
+    ("cnn", "fashion-mnist"): 3,
+    ("cnn", "cifar10"): 10,
+    ("mobilenet_v3_small", "digits"): 15,
+    ("mobilenet_v3_small", "mnist"): 3,
+    ("mobilenet_v3_small", "fashion-mnist"): 3,
+    ("resnet18", "digits"): 5,
+    ("resnet18", "mnist"): 1,
+    ("resnet18", "fashion-mnist"): 1,
+    ("resnet18", "cifar10"): 5,
+}
+BN_CALIBRATION_IMAGES = 1024
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class TrainingCancelled(Exception):
+    """``should_stop()`` returned True; the model is left part-trained and nothing is cached."""
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where training is; sent every few steps and at the end of each epoch (step == steps)."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based within the epoch
+    steps: int  # steps per epoch
+    loss: float  # mean training loss so far this epoch
+    accuracy: float  # running training accuracy so far this epoch, 0..1
+    val_accuracy: float | None = None  # filled at the end of each epoch
+
+
+def default_epochs(model_name: str, dataset_name: str) -> int:
+    """Epochs for ``model_name``'s baseline on ``dataset_name``.
+
+    Example:
+        >>> default_epochs("mlp", "digits")
+        20
+    """
+    MODELS[model_name]  # an unknown name fails here, listing the known ones
+    return EPOCHS_FOR.get((model_name, dataset_name), EPOCHS.get(dataset_name, 5))
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` in eval mode on (x, y); the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        hits = sum(
+            int((model(xb).argmax(1) == yb).sum())
+            for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH), strict=True)
+        )
+    model.train(was_training)
+    return hits / max(len(y), 1)
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    epochs: int,
+    seed: int = 0,
+    lr: float | None = None,
+    batch_size: int = 128,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place on ``data``'s train split with Adam and cross-entropy.
+
+    Deterministic for a given seed; the global RNG is left as it was.
+
+    Example:
+        >>> train(model, load_dataset("digits"), epochs=5, progress=print)
+    """
+    if lr is None:
+        spec = get_spec(model)
+        lr = LEARNING_RATES.get(spec.name if spec else "", DEFAULT_LR)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(data.train_y)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        for epoch in range(1, epochs + 1):
+            batches = torch.randperm(n, generator=gen).split(batch_size)
+            if len(batches) > 1 and len(batches[-1]) == 1:
+                batches = batches[:-1]  # BatchNorm cannot train on a batch of one
+            _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop)
+    model.eval()
+    return model
+
+
+def _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop) -> None:
+    model.train()
+    steps, every = len(batches), max(1, len(batches) // 20)
+    loss_sum, hits, seen = 0.0, 0, 0
+    for step, idx in enumerate(batches, start=1):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training stopped in epoch {epoch}, step {step}")
+        x, y = data.train_x[idx], data.train_y[idx]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * len(y)
+        hits += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        if progress is not None and step % every == 0 and step < steps:
+            progress(TrainProgress(epoch, epochs, step, steps, loss_sum / seen, hits / seen))
+    if progress is not None or epoch == epochs:
+        recalibrate_bn_(model, data.train_x)
+    if progress is not None:
+        val = accuracy(model, data.val_x, data.val_y)
+        progress(TrainProgress(epoch, epochs, steps, steps, loss_sum / seen, hits / seen, val))
+
+
+def recalibrate_bn_(model: nn.Module, x: torch.Tensor) -> None:
+    """Recompute BatchNorm running statistics from the current weights, in place.
+
+    MobileNetV3's momentum of 0.01 suits long ImageNet runs; after our few hundred
+    steps its running statistics still lag the weights and eval-mode accuracy is
+    at chance. A cumulative average over a fixed sample of ``x`` is exact for the
+    weights as they are. Only the BatchNorm layers run in train mode (no dropout).
+    """
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+        m.train()
+    sample = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for xb in x[sample[:BN_CALIBRATION_IMAGES]].split(256):
+            model(xb)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+def get_baseline(
+    model_name: str,
+    dataset_name: str,
+    epochs: int | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    data_dir: str | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[nn.Module, Dataset]:
+    """The trained baseline (in eval mode) and the data set it was trained on.
+
+    Loads the checkpoint from ``cache_dir``/baselines (default ``$SLIMSCOPE_CACHE``
+    or ``~/.cache/slimscope``) when a healthy one exists; otherwise trains and
+    saves it. A bad checkpoint is retrained; an unwritable cache only warns.
+
+    Example:
+        >>> model, data = get_baseline("mlp", "digits", cache_dir="/tmp/slim")
+    """
+    MODELS[model_name]  # fail on a bad name before loading any data
+    native = load_dataset(dataset_name, data_dir=data_dir)
+    size = input_size_for(model_name, native.in_shape[1])
+    data = load_dataset(dataset_name, size, data_dir)
+    epochs = default_epochs(model_name, dataset_name) if epochs is None else int(epochs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(model_name, data.in_shape, data.num_classes)
+    key = {
+        "model": model_name,
+        "dataset": dataset_name,
+        "input_size": size,
+        "epochs": epochs,
+        "seed": seed,
+        "format_version": FORMAT_VERSION,
+    }
+    path = checkpoint_path(key, cache_dir)
+    meta = _load_checkpoint(path, model, key)
+    if meta is None:
+        started = time.perf_counter()
+        train(model, data, epochs, seed, progress=progress, should_stop=should_stop)
+        meta = dict(
+            key,
+            train_seconds=time.perf_counter() - started,
+            val_accuracy=accuracy(model, data.val_x, data.val_y),
+            test_accuracy=accuracy(model, data.test_x, data.test_y),
+        )
+        if _finite_problem(model.state_dict()):
+            warnings.warn(f"{model_name} diverged on {dataset_name}: not caching it", stacklevel=2)
+        else:
+            _save_checkpoint(path, model.state_dict(), meta)
+    model.eval()
+    setattr(model, META_ATTR, meta)
+    return model, data
+
+
+def checkpoint_path(key: dict[str, Any], cache_dir: str | None = None) -> Path:
+    """Where the baseline ``key`` (model, dataset, input_size, seed, epochs) is cached."""
+    folder = Path(cache_dir) if cache_dir else cache_root()
+    k = key
+    name = f"{k['model']}-{k['dataset']}-{k['input_size']}px-seed{k['seed']}-e{k['epochs']}"
+    return folder / "baselines" / f"{name}-v{FORMAT_VERSION}.pt"
+
+
+def baseline_info(model: nn.Module) -> dict[str, Any] | None:
+    """The baseline's meta: model, dataset, epochs, seed, test_accuracy, train_seconds, ..."""
+    return getattr(model, META_ATTR, None)
+
+
+def _finite_problem(state: dict[str, torch.Tensor]) -> str | None:
+    for name, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            return f"holding NaN/Inf in {name}"
+    return None
+
+
+def _checkpoint_problem(blob: Any, model: nn.Module, key: dict[str, Any]) -> str | None:
+    """Why ``blob`` cannot be this model's baseline, or None when it can."""
+    if not isinstance(blob, dict) or not {"state_dict", "meta"} <= set(blob):
+        return "not a baseline checkpoint"
+    meta, state = blob["meta"], blob["state_dict"]
+    if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in key.items()):
+        return f"for another baseline ({meta!r:.200})"
+    expected = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        return "for another architecture (its weight names differ)"
+    for name, t in expected.items():
+        if not isinstance(state[name], torch.Tensor) or state[name].shape != t.shape:
+            return f"for another architecture ({name} has the wrong shape)"
+    if not all(isinstance(meta.get(k), (int, float)) for k in ("test_accuracy", "train_seconds")):
+        return "missing its accuracy"
+    return _finite_problem(state)
+
+
+def _load_checkpoint(path: Path, model: nn.Module, key: dict[str, Any]) -> dict[str, Any] | None:
+    """Load a healthy checkpoint into ``model`` and return its meta; None (and a warning) if not."""
+    try:
+        if not path.is_file():
+            return None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        problem = _checkpoint_problem(blob, model, key)
+    except Exception as e:  # truncated zip, garbage bytes, unpickling refused, I/O error
+        problem = f"unreadable ({type(e).__name__}: {e})"
+    if problem is not None:
+        warnings.warn(f"baseline checkpoint {path} is {problem}; retraining it", stacklevel=3)
+        return None
+    model.load_state_dict(blob["state_dict"])
+    return dict(blob["meta"])
+
+
+def _save_checkpoint(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then ``os.replace``; warn on failure."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"state_dict": state, "meta": meta}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, RuntimeError) as e:  # read-only or full disk: keep the model in memory
+        warnings.warn(
+            f"could not cache the baseline in {path.parent} ({e}); it is kept in memory only",
+            stacklevel=3,
+        )
+    finally:
+        if tmp is not None:  # never leave a half-written file behind, even on Ctrl-C
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -1,0 +1,105 @@
+"""The Explore page, run in-process with Streamlit's AppTest on the real engine."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compress_core import CompressionConfig, run_on
+from ui.format import human_bytes
+
+TIMEOUT = 300  # the first run may train the digits baseline
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _tried_points(at) -> int:
+    """Number of tried points plotted in the accuracy-vs-bytes chart."""
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fig = charts[1]  # params chart, then bytes chart
+    return sum(len(_array(t["x"])) for t in fig["data"] if t.get("name", "").startswith("tried"))
+
+
+def _array(values) -> np.ndarray:
+    """Plotly's JSON holds numpy arrays as {dtype, bdata (base64)}."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+@pytest.fixture
+def at(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return app.run()
+
+
+def test_page_loads_with_a_trained_model_and_a_first_result(at):
+    assert not at.exception
+    assert _metric(at, "Test accuracy").endswith("%")
+    assert len(at.session_state.history) == 1
+    assert _tried_points(at) == 1
+
+
+def test_sliders_change_the_numbers_as_the_engine_says(at, digits_lenet):
+    base, data = digits_lenet
+    at.slider(key="prune_rate").set_value(90).run()
+    at.select_slider(key="bits").set_value(2).run()
+    assert not at.exception
+    expected = run_on(base, data, CompressionConfig(prune_rate=0.9, bits=2))
+    assert _metric(at, "Test accuracy") == f"{expected.accuracy:.2%}"
+    assert _metric(at, "Compressed size") == human_bytes(expected.artifact_bytes)
+    assert _metric(at, "Non-zero parameters") == f"{expected.nonzero_params:,}"
+
+
+def test_history_and_plot_grow_with_each_new_setting(at):
+    for i, rate in enumerate([0, 20, 70], start=2):
+        at.slider(key="prune_rate").set_value(rate).run()
+        assert len(at.session_state.history) == i
+        assert _tried_points(at) == i
+    at.slider(key="prune_rate").set_value(20).run()  # a setting already tried: no new point
+    assert len(at.session_state.history) == 4
+
+
+def test_every_method_choice_renders(at):
+    for method in ["random", "l1-structured", "l2-structured", "magnitude"]:
+        at.selectbox(key="prune_method").set_value(method).run()
+        assert not at.exception, method
+    at.selectbox(key="quant").set_value("kmeans").run()
+    at.toggle(key="act_on").set_value(True).run()
+    assert not at.exception
+    assert "act 8-bit" in at.session_state.history[list(at.session_state.history)[-1]]["label"]
+
+
+def test_a_link_with_a_rejected_config_shows_an_error_not_a_traceback(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params["prune_rate"] = "1.5"
+    app.run()
+    assert not app.exception
+    assert any("prune_rate must be a number from 0 to 1" in e.value for e in app.error)
+    assert _metric(app, "Test accuracy").endswith("%")  # the defaults still show a result
+    app.slider(key="prune_rate").set_value(30).run()  # and the page goes on normally
+    assert not app.error and not app.exception
+
+
+def test_a_link_sets_the_controls_and_the_url_follows_them(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params.update({"prune_rate": "0.8", "bits": "3", "quant": "kmeans"})
+    app.run()
+    assert app.slider(key="prune_rate").value == 80
+    assert app.select_slider(key="bits").value == 3
+    assert app.selectbox(key="quant").value == "kmeans"
+    app.select_slider(key="bits").set_value(6).run()
+    assert app.query_params["bits"] == ["6"] or app.query_params["bits"] == "6"
+
+
+def test_full_pruning_is_a_warning_not_a_crash(at):
+    at.toggle(key="skip_first_last").set_value(False).run()
+    at.slider(key="prune_rate").set_value(100).run()
+    assert not at.exception
+    assert any("lost every weight" in w.value for w in at.warning)

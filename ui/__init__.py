@@ -1,0 +1,1 @@
+"""Streamlit glue shared by the pages: caching, the baseline picker, and charts."""

@@ -1,0 +1,152 @@
+"""Every Streamlit cache in one place, so the caching policy is visible at a glance.
+
+- Baselines and compressed models: ``st.cache_resource`` (shared by all sessions,
+  never mutated: the engine always compresses a copy).
+- Results and artifacts: ``st.cache_data`` keyed by plain values (model, data set,
+  epochs, seed, the config's key), so returning to a setting is instant.
+Heavy work (training, a compression) runs under a small semaphore so one tab
+cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+import threading
+import warnings
+
+import streamlit as st
+
+from compress_core.api import base_hash, calibration_batches, compress, evaluate_compressed
+from compress_core.artifact import export
+from compress_core.config import FLOAT_BITS, CompressionConfig
+from compress_core.imagefolder import register_image_folder
+from compress_core.store import Store, StoreError
+from compress_core.train import get_baseline
+from compress_core.upload import load_user_model, register_from_env
+
+HEAVY_JOBS = threading.BoundedSemaphore(2)  # this machine has 2 cores
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def baseline(model: str, dataset: str, epochs: int | None, seed: int, _progress=None):
+    """(trained base model, data set); trains once on a miss, with ``_progress`` callbacks."""
+    with HEAVY_JOBS:
+        return get_baseline(model, dataset, epochs=epochs, seed=seed, progress=_progress)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_key: str):
+    """The compressed copy for one config (shared read-only, like the base)."""
+    base, data = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    calib = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    with HEAVY_JOBS:
+        return compress(base, config, calib)
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def result(model: str, dataset: str, epochs: int | None, seed: int, config_key: str, subset):
+    """The evaluated, measured Result of one config."""
+    base, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    with HEAVY_JOBS:
+        r = evaluate_compressed(base, small, data, subset)
+    remember(r, subset, {"source": "dashboard", "epochs": epochs, "seed": seed})
+    return r
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def artifact(model: str, dataset: str, epochs: int | None, seed: int, config_key: str) -> bytes:
+    """The compressed artifact's bytes, as downloaded (and kept in the result store)."""
+    blob = export(compressed(model, dataset, epochs, seed, config_key))
+    remember_artifact(base_hash(baseline(model, dataset, epochs, seed)[0]), config_key, {}, blob)
+    return blob
+
+
+# --- the result store and your own models (issue 6) ------------------------------------------
+# Every computed result is also written to the SQLite store, so a restart loses nothing; a
+# storage failure (read-only or full disk, damaged file) only warns: pages never break on it.
+
+STORE_PROBLEMS: collections.deque[str] = collections.deque(maxlen=5)  # newest last, for pages
+MODEL_MODULE_PROBLEMS = register_from_env()  # the operator's SLIMSCOPE_MODEL_MODULES, at start-up
+
+
+def open_store() -> Store | None:
+    """The result store, or None (the problem is in STORE_PROBLEMS)."""
+    try:
+        store = Store()
+    except (StoreError, OSError, sqlite3.Error) as e:
+        _store_problem(str(e))
+        return None
+    for w in store.warnings:
+        _store_problem(w)
+    return store
+
+
+def remember(r, subset, identity: dict, artifact: bytes | None = None) -> None:
+    """Keep a result in the store (once per base, config, subset and fine-tuning)."""
+    store = open_store()
+    if store is not None:
+        try:
+            store.save(r, subset, identity, artifact)
+        except (StoreError, OSError, sqlite3.Error) as e:
+            _store_problem(str(e))
+
+
+def remember_artifact(base: str, config_key: str, finetune: dict, blob: bytes) -> None:
+    store = open_store()
+    if store is not None:
+        try:
+            store.save_artifact(base, config_key, finetune, blob)
+        except (StoreError, OSError, sqlite3.Error) as e:
+            _store_problem(str(e))
+
+
+def _store_problem(text: str) -> None:
+    warnings.warn(f"result store: {text}", stacklevel=3)
+    if text not in STORE_PROBLEMS:
+        STORE_PROBLEMS.append(text)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def image_folder(path: str, size: int) -> str:
+    """Register an operator-allowed image folder as a data set once; returns its name."""
+    return register_image_folder(path, size)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def user_model(digest: str, filename: str, arch: str, dataset: str, in_shape, _blob: bytes):
+    """(model, data, report) for uploaded weights, read and checked once per file hash."""
+    with HEAVY_JOBS:
+        return load_user_model(_blob, arch, dataset, in_shape, filename=filename)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def user_compressed(digest, filename, arch, dataset, in_shape, config_key: str, _blob: bytes):
+    base, data, _ = user_model(digest, filename, arch, dataset, in_shape, _blob)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    calib = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    with HEAVY_JOBS:
+        return compress(base, config, calib)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def user_result(digest, filename, arch, dataset, in_shape, config_key: str, subset, _blob: bytes):
+    """The Result of one config on uploaded weights; stored with the file's identity."""
+    base, data, report = user_model(digest, filename, arch, dataset, in_shape, _blob)
+    small = user_compressed(digest, filename, arch, dataset, in_shape, config_key, _blob)
+    with HEAVY_JOBS:
+        r = evaluate_compressed(base, small, data, subset)
+    remember(r, subset, report.identity())
+    return r
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def user_artifact(digest, filename, arch, dataset, in_shape, config_key: str, _blob: bytes):
+    small = user_compressed(digest, filename, arch, dataset, in_shape, config_key, _blob)
+    blob = export(small)
+    base = user_model(digest, filename, arch, dataset, in_shape, _blob)[0]
+    remember_artifact(base_hash(base), config_key, {}, blob)
+    return blob
