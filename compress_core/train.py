@@ -50,6 +50,22 @@ BN_CALIBRATION_IMAGES = 1024
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def compute_device() -> torch.device:
+    """Where training runs: $SLIMSCOPE_DEVICE ("cpu", "cuda", "cuda:1"), else CUDA when present.
+
+    Compression, export and evaluation always run on the CPU copy; a GPU only
+    makes training and fine-tuning faster.
+    """
+    name = os.environ.get("SLIMSCOPE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            "SLIMSCOPE_DEVICE asks for CUDA but none is available; training on CPU", stacklevel=2
+        )
+        return torch.device("cpu")
+    return device
+
+
 class TrainingCancelled(Exception):
     """``should_stop()`` returned True; the model is left part-trained and nothing is cached."""
 
@@ -82,9 +98,10 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of ``model`` in eval mode on (x, y); the model's mode is restored."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     with torch.inference_mode():
         hits = sum(
-            int((model(xb).argmax(1) == yb).sum())
+            int((model(xb.to(device)).argmax(1).cpu() == yb).sum())
             for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH), strict=True)
         )
     model.train(was_training)
@@ -103,7 +120,8 @@ def train(
 ) -> nn.Module:
     """Train ``model`` in place on ``data``'s train split with Adam and cross-entropy.
 
-    Deterministic for a given seed; the global RNG is left as it was.
+    Deterministic for a given seed on a given device; the global RNG is left as it
+    was. Runs on ``compute_device()`` and returns the model on the CPU.
 
     Example:
         >>> train(model, load_dataset("digits"), epochs=5, progress=print)
@@ -111,6 +129,8 @@ def train(
     if lr is None:
         spec = get_spec(model)
         lr = LEARNING_RATES.get(spec.name if spec else "", DEFAULT_LR)
+    device = compute_device()
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(data.train_y)
     with torch.random.fork_rng(devices=[]):
@@ -120,8 +140,12 @@ def train(
             batches = torch.randperm(n, generator=gen).split(batch_size)
             if len(batches) > 1 and len(batches[-1]) == 1:
                 batches = batches[:-1]  # BatchNorm cannot train on a batch of one
-            _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop)
-    model.eval()
+            try:
+                _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop)
+            except TrainingCancelled:
+                model.cpu()
+                raise
+    model.cpu().eval()
     return model
 
 
@@ -132,7 +156,8 @@ def _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop) -> N
     for step, idx in enumerate(batches, start=1):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training stopped in epoch {epoch}, step {step}")
-        x, y = data.train_x[idx], data.train_y[idx]
+        device = next(model.parameters()).device
+        x, y = data.train_x[idx].to(device), data.train_y[idx].to(device)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
@@ -169,9 +194,10 @@ def recalibrate_bn_(model: nn.Module, x: torch.Tensor) -> None:
         m.momentum = None  # cumulative moving average
         m.train()
     sample = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    device = next(model.parameters()).device
     with torch.no_grad():
         for xb in x[sample[:BN_CALIBRATION_IMAGES]].split(256):
-            model(xb)
+            model(xb.to(device))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
