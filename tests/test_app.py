@@ -103,3 +103,24 @@ def test_full_pruning_is_a_warning_not_a_crash(at):
     at.slider(key="prune_rate").set_value(100).run()
     assert not at.exception
     assert any("lost every weight" in w.value for w in at.warning)
+
+
+def test_a_missing_data_set_shows_how_to_get_it(at, monkeypatch):
+    monkeypatch.setenv("SLIMSCOPE_OFFLINE", "1")  # no download attempt from the test machine
+    monkeypatch.setenv("SLIMSCOPE_DATA", "/nonexistent")
+    at.selectbox(key="pick_dataset").set_value("cifar10").run()
+    assert not at.exception
+    assert any("digits" in e.value and "CIFAR" in e.value for e in at.error)
+    at.selectbox(key="pick_dataset").set_value("digits").run()  # and back to work
+    assert not at.error and _metric(at, "Test accuracy").endswith("%")
+
+
+def test_two_sessions_keep_their_own_history(digits_lenet):
+    first = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    second = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    for rate in (10, 20, 30):
+        first.slider(key="prune_rate").set_value(rate).run()
+    second.select_slider(key="bits").set_value(8).run()
+    assert len(first.session_state.history) == 4
+    assert len(second.session_state.history) == 2
+    assert _metric(second, "Test accuracy") != "" and not second.exception
