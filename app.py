@@ -1,9 +1,12 @@
-"""Slimscope — Explore: pick a model, drag the sliders, watch accuracy against size.
+"""Slimscope: the Explore page (pick a model, drag the sliders, watch accuracy against size)
+and the navigation to the pages in ``pages/``.
 
 Run with ``streamlit run app.py``. Every number comes from ``compress_core``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -140,7 +143,7 @@ def show_export(r, p, config_key: str) -> None:
     )
 
 
-def main() -> None:
+def explore() -> None:
     st.title("✂️ Slimscope")
     st.caption("How far can this network be compressed before it stops working?")
     if "history" not in st.session_state:
@@ -170,4 +173,13 @@ def main() -> None:
         show_export(r, p, row["key"])
 
 
-main()
+def navigation():
+    """Explore first, then every page in pages/ ("3_Budget.py" is listed as "Budget")."""
+    pages = [st.Page(explore, title="Explore", icon="✂️", url_path="explore", default=True)]
+    for path in sorted((Path(__file__).parent / "pages").glob("*.py")):
+        title = path.stem.split("_", 1)[-1].replace("_", " ")
+        pages.append(st.Page(f"pages/{path.name}", title=title))
+    return st.navigation(pages)
+
+
+navigation().run()
