@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
 
@@ -26,6 +27,40 @@ def grid(
     return [
         CompressionConfig(prune_rate=r, bits=b, **common) for r, b in itertools.product(rates, bits)
     ]
+
+
+def method_grid(
+    rates: Iterable[float] = GRID_RATES,
+    bits: Iterable[int] = GRID_BITS,
+    prune_methods: Iterable[str] = ("magnitude",),
+    quants: Iterable[str] = ("uniform",),
+    **common,
+) -> list[CompressionConfig]:
+    """``grid`` for every pruning method x quantizer; settings that coincide appear once.
+
+    A rate of 0 makes the pruning method irrelevant and float bits the quantizer,
+    so those points are not repeated per method.
+
+    Example:
+        >>> len(method_grid((0.0, 0.5), (4, 32), ("magnitude", "random"), ("uniform",)))
+        6
+    """
+    configs: dict[str, CompressionConfig] = {}
+    rates, bits = list(rates), list(bits)
+    for method, quant in itertools.product(prune_methods, quants):
+        for c in grid(rates, bits, prune_method=method, quant=quant, **common):
+            configs.setdefault(_canonical(c).key(), c)
+    return list(configs.values())
+
+
+def _canonical(c: CompressionConfig) -> CompressionConfig:
+    """The same config with the settings that have no effect at this rate/bits reset."""
+    changes = {}
+    if c.prune_rate == 0:
+        changes["prune_method"] = "magnitude"
+    if not c.quantized:
+        changes.update(quant="uniform", granularity="per_channel")
+    return dataclasses.replace(c, **changes)
 
 
 def sweep(

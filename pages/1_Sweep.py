@@ -1,0 +1,218 @@
+"""Sweep: a grid of pruning rates x bit widths (x methods), the Pareto front, a heatmap, a table.
+
+Each point is ``cache.result`` (the Explore page's cache), so a point seen once
+is instant afterwards. Points land in ``st.session_state`` as they finish, so
+pressing Stop (which reruns the page and so interrupts the loop) keeps them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from compress_core.api import CompressionError
+from compress_core.config import FLOAT_BITS, PRUNE_METHODS, QUANT_METHODS, ConfigError
+from compress_core.pareto import pareto_mask
+from compress_core.sweep import GRID_BITS, GRID_RATES, method_grid
+from ui import cache, charts, pick
+from ui.format import human_bytes
+
+st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
+
+RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent
+BITS = [*range(1, 17), FLOAT_BITS]
+LIVE_SECONDS = 0.5  # redraw the live chart at most this often
+MAX_POINTS = 600  # a bigger grid would keep a shared 2-core server busy for many minutes
+TABLE = [
+    "label",
+    "prune_method",
+    "prune_rate",
+    "quant",
+    "bits",
+    "accuracy",
+    "delta_pp",
+    "artifact_bytes",
+    "ratio",
+    "nonzero_params",
+    "front_bytes",
+    "front_params",
+]
+
+
+def bits_label(b: int) -> str:
+    return "float" if b == FLOAT_BITS else f"{b}-bit"
+
+
+def grid_form(p) -> dict | None:
+    """The grid chosen with multiselects; returns the job to run when submitted."""
+    with st.form("sweep_form"):
+        a, b = st.columns(2)
+        rates = a.multiselect(
+            "Pruning rates (%)",
+            RATES,
+            default=[round(100 * r) for r in GRID_RATES],
+            key="sweep_rates",
+            help="Share of weights removed from each compressed layer.",
+        )
+        bits = b.multiselect(
+            "Weight bits",
+            BITS,
+            default=list(GRID_BITS),
+            key="sweep_bits",
+            format_func=bits_label,
+            help="Bits per kept weight; float leaves the weights unquantized.",
+        )
+        c, d, e = st.columns(3)
+        methods = c.multiselect(
+            "Pruning methods", PRUNE_METHODS, ["magnitude"], key="sweep_methods"
+        )
+        quants = d.multiselect("Quantizers", QUANT_METHODS, ["uniform"], key="sweep_quants")
+        skip = e.toggle("Keep first and last layer intact", True, key="sweep_skip")
+        submitted = st.form_submit_button("Run sweep", type="primary", key="sweep_submit")
+    if not submitted:
+        return None
+    if not (rates and bits and methods and quants):
+        st.warning("Choose at least one rate, one bit width, one pruning method and one quantizer.")
+        return None
+    configs = method_grid(
+        sorted(r / 100 for r in rates), sorted(bits), methods, quants, skip_first_last=skip
+    )
+    if len(configs) > MAX_POINTS:
+        st.warning(f"{len(configs)} points is too many; keep it under {MAX_POINTS}.")
+        return None
+    return {"pick": (*p.args, p.subset), "keys": [c.key() for c in configs], "finished": False}
+
+
+def run(p, job: dict) -> None:
+    """Compute the job's points one by one, showing each as it lands; Stop keeps them."""
+    points = st.session_state.sweep_points
+    stop = st.empty()  # cleared when the run ends
+    stop.button("Stop", key="sweep_stop", help="Stop after the current point; finished ones stay.")
+    bar = st.progress(0.0, text="starting …")
+    live = st.empty()
+    total, drawn = len(job["keys"]), 0.0
+    for i, key in enumerate(job["keys"]):
+        try:
+            r = cache.result(*p.args, key, p.subset)
+        except (ConfigError, CompressionError) as e:
+            st.warning(f"Skipped a setting that cannot be applied: {e}")
+            continue
+        points[(*job["pick"], key)] = r.to_row()
+        bar.progress(
+            (i + 1) / total,
+            text=f"{i + 1}/{total} · {r.label}: {r.accuracy:.2%}, {human_bytes(r.artifact_bytes)}",
+        )
+        if time.monotonic() - drawn > LIVE_SECONDS or i + 1 == total:  # cached points fly by
+            base = (r.dense_bytes, r.baseline_accuracy)
+            fig = charts.sweep_figure(job_frame(job), baseline=base)
+            live.plotly_chart(fig, key=f"sweep_live_{i}")
+            drawn = time.monotonic()
+    live.empty()
+    bar.empty()
+    stop.empty()
+    job["finished"] = True
+
+
+def job_frame(job: dict) -> pd.DataFrame:
+    """The finished points of a job, in grid order, with Pareto flags for both size measures."""
+    points = st.session_state.sweep_points
+    rows = [points[(*job["pick"], k)] for k in job["keys"] if (*job["pick"], k) in points]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["front_bytes"] = pareto_mask(frame, "artifact_bytes", "accuracy")
+        frame["front_params"] = pareto_mask(frame, "nonzero_params", "accuracy")
+    return frame
+
+
+def show(frame: pd.DataFrame, job: dict, base) -> None:
+    total = len(job["keys"])
+    if not job["finished"]:
+        st.warning(f"Stopped: {len(frame)} of {total} points finished and are kept below.")
+    if not len(frame):
+        st.info("No point finished yet. Press **Run sweep**.")
+        return
+    params = sum(p.numel() for p in base.parameters())
+    acc = float((frame["accuracy"] - frame["delta_pp"] / 100).iloc[0])  # the baseline's
+    a, b, c = st.columns(3)
+    a.metric("Points", f"{len(frame)} of {total}")
+    b.metric("On the Pareto front (bytes)", int(frame["front_bytes"].sum()))
+    best = frame.loc[frame["accuracy"].idxmax()]
+    c.metric("Best accuracy", f"{best['accuracy']:.2%}", f"{best['delta_pp']:+.2f} pp")
+    left, right = st.columns(2)
+    left.plotly_chart(
+        charts.sweep_figure(frame, "artifact_bytes", (4 * params, acc)), key="sweep_plot_bytes"
+    )
+    right.plotly_chart(
+        charts.sweep_figure(frame, "nonzero_params", (params, acc)), key="sweep_plot_params"
+    )
+    st.caption(
+        "Ringed points are on the Pareto front: no other point is both smaller and more accurate."
+    )
+    show_heatmap(frame)
+    show_table(frame)
+
+
+def show_heatmap(frame: pd.DataFrame) -> None:
+    frame = frame.assign(methods=frame.apply(charts.method_label, axis=1))
+    pairs = sorted(frame["methods"].unique())
+    a, b = st.columns(2)
+    pair = (
+        a.selectbox("Heatmap of", pairs, key="sweep_heat_methods") if len(pairs) > 1 else pairs[0]
+    )
+    value = b.radio(
+        "Value",
+        ["accuracy", "artifact_bytes", "nonzero_params"],
+        horizontal=True,
+        key="sweep_heat_value",
+    )
+    st.plotly_chart(
+        charts.heatmap_figure(frame[frame["methods"] == pair], value), key="sweep_heatmap"
+    )
+
+
+def show_table(frame: pd.DataFrame) -> None:
+    st.dataframe(
+        frame[TABLE],
+        hide_index=True,
+        key="sweep_table",
+        column_config={
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+            "prune_rate": st.column_config.NumberColumn(format="percent"),
+            "ratio": st.column_config.NumberColumn(format="%.1f×"),
+        },
+    )
+    st.download_button(
+        "Download all points (CSV)",
+        frame.to_csv(index=False),
+        "slimscope-sweep.csv",
+        "text/csv",
+        key="sweep_csv",
+    )
+
+
+def main() -> None:
+    st.title("Sweep")
+    st.caption(
+        "Every combination of pruning rate and bit width: which settings give the best "
+        "accuracy for their size? Click a column header in the table to sort."
+    )
+    if "sweep_points" not in st.session_state:
+        st.session_state.sweep_points = {}
+    p = pick.sidebar()
+    base, _ = pick.load_baseline(p)
+    job = grid_form(p)
+    if job is not None:
+        st.session_state.sweep_job = job
+        run(p, job)
+    job = st.session_state.get("sweep_job")
+    if job is None or job["pick"] != (*p.args, p.subset):
+        st.info(
+            "Choose the grid and press **Run sweep**. Points already computed come back at once."
+        )
+        return
+    show(job_frame(job), job, base)
+
+
+main()

@@ -1,0 +1,182 @@
+"""Per-layer plans and the budget search, checked against independent references."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from compress_core import CompressionConfig, compress
+from compress_core.__main__ import main as cli
+from compress_core.api import CompressionError
+from compress_core.artifact import artifact_size, export, load_compressed
+from compress_core.budget import (
+    Budget,
+    LayerSetting,
+    build,
+    compress_plan,
+    search,
+)
+from compress_core.config import FLOAT_BITS, ConfigError
+from compress_core.evaluate import evaluate
+from compress_core.layers import select_layers
+
+RATES = (0.0, 0.5, 0.8, 0.95)
+BITS = (2, 4, FLOAT_BITS)
+QUANTS = ["uniform", "symmetric", "kmeans"]
+
+
+def _val(model, data) -> float:
+    return evaluate(model, data.val_x, data.val_y).accuracy
+
+
+@pytest.fixture(scope="module")
+def uniform_grid(digits_lenet):
+    """The reference: every uniform grid point, built and evaluated here independently."""
+    base, data = digits_lenet
+    rows = []
+    for r in RATES:
+        for b in BITS:
+            model = compress(base, CompressionConfig(prune_rate=r, bits=b))
+            size = artifact_size(model)
+            rows.append((r, b, _val(model, data), size.artifact_bytes, size.nonzero_params))
+    return rows
+
+
+@pytest.mark.parametrize("quant", QUANTS)
+def test_a_uniform_plan_builds_the_same_weights_as_the_uniform_config(tiny, quant):
+    config = CompressionConfig(prune_rate=0.6, bits=3, quant=quant)
+    names, _ = select_layers(tiny, config)
+    planned = compress_plan(tiny, {n: (0.6, 3) for n in names}, config)
+    reference = compress(tiny, config)
+    for key, t in reference.state_dict().items():
+        assert torch.equal(planned.state_dict()[key], t), key
+
+
+def test_a_plan_gives_each_layer_its_own_rate_and_bits_and_round_trips(digits_lenet):
+    base, _ = digits_lenet
+    plan = {"conv1": (0.0, 8), "conv2": (0.5, 2), "fc1": (0.9, FLOAT_BITS), "fc3": (0.3, 3)}
+    before = {k: t.clone() for k, t in base.state_dict().items()}
+    small = compress_plan(base, plan, CompressionConfig(quant="kmeans", huffman=True))
+    modules = dict(small.named_modules())
+    for name, (rate, bits) in plan.items():
+        w = modules[name].weight
+        assert int((w == 0).sum()) >= round(rate * w.numel())
+        if bits != FLOAT_BITS:
+            per_channel = w.reshape(w.shape[0], -1)
+            assert max(len(row.unique()) for row in per_channel) <= 2**bits + (rate > 0)
+    assert torch.equal(modules["fc2"].weight, base.fc2.weight)  # not in the plan
+    assert all(torch.equal(t, before[k]) for k, t in base.state_dict().items())  # a copy
+    blob = export(small)
+    assert artifact_size(small).artifact_bytes == len(blob)
+    back = load_compressed(blob)
+    for key, t in small.state_dict().items():
+        assert torch.equal(back.state_dict()[key], t), key
+
+
+def test_plan_and_budget_settings_are_validated(tiny):
+    with pytest.raises(ConfigError, match="prune_rate"):
+        LayerSetting(1.5, 4)
+    with pytest.raises(ConfigError, match="bits"):
+        LayerSetting(0.5, 0)
+    with pytest.raises(CompressionError, match="no prunable layer"):
+        compress_plan(tiny, {"nope": (0.5, 4)})
+    with pytest.raises(CompressionError, match="magnitude or random"):
+        compress_plan(tiny, {"conv2": (0.5, 4)}, CompressionConfig(prune_method="l1-structured"))
+    with pytest.raises(ConfigError, match="exactly one"):
+        Budget()
+    with pytest.raises(ConfigError, match="exactly one"):
+        Budget(min_accuracy=0.9, max_drop_pp=1.0)
+    with pytest.raises(ConfigError, match="objective"):
+        Budget(max_drop_pp=1.0, objective="flops")
+    assert Budget(max_drop_pp=2.0).delta(0.95) == pytest.approx(0.93)
+
+
+@pytest.mark.parametrize("objective", ["artifact_bytes", "nonzero_params"])
+@pytest.mark.parametrize("drop", [0.0, 2.0])
+def test_answer_meets_delta_and_beats_every_uniform_point_meeting_it(
+    digits_lenet, uniform_grid, objective, drop
+):
+    base, data = digits_lenet
+    r = search(base, data, Budget(max_drop_pp=drop, objective=objective), rates=RATES, bits=BITS)
+    delta = _val(base, data) - drop / 100
+    assert r.delta == pytest.approx(delta) and r.met and not r.stopped
+    # The answer, rebuilt from its plan alone, meets delta on the validation split.
+    model = build(base, data, r.best, CompressionConfig())
+    assert _val(model, data) == r.best.val_accuracy >= r.delta - 1e-9
+    size = artifact_size(model)
+    assert (size.artifact_bytes, size.nonzero_params) == (
+        r.best.artifact_bytes,
+        r.best.nonzero_params,
+    )
+    # Not larger than the best uniform grid point meeting delta (computed independently).
+    column = 3 if objective == "artifact_bytes" else 4
+    meeting = [row for row in uniform_grid if row[2] >= r.delta - 1e-9]
+    assert getattr(r.best, objective) <= min(row[column] for row in meeting)
+    assert getattr(r.best_uniform, objective) == min(row[column] for row in meeting)
+    # Its test accuracy is that of the same model on the test split.
+    assert r.test.accuracy == evaluate(model, data.test_x, data.test_y).accuracy
+
+
+def test_a_generous_budget_finds_a_plan_smaller_than_any_uniform_point(digits_lenet, uniform_grid):
+    base, data = digits_lenet
+    r = search(base, data, Budget(max_drop_pp=3.0), rates=RATES, bits=BITS)
+    best_uniform = min(row[3] for row in uniform_grid if row[2] >= r.delta)
+    assert r.best.artifact_bytes < best_uniform
+    assert r.best.source in ("greedy", "refine")
+    plan_rows = r.plan_rows()
+    assert [row["layer"] for row in plan_rows] == r.layers
+    assert {(row["prune_rate"], row["bits"]) for row in plan_rows} != {
+        (row["uniform_rate"], row["uniform_bits"]) for row in plan_rows
+    }
+
+
+def test_an_unreachable_delta_says_so_and_returns_the_closest(digits_lenet):
+    base, data = digits_lenet
+    r = search(base, data, Budget(min_accuracy=1.0), rates=(0.0, 0.9), bits=(2, 32), max_evals=5)
+    assert _val(base, data) < 1.0  # else this budget would be reachable
+    assert not r.met and r.best is None and r.best_uniform is None
+    assert r.closest.val_accuracy == max(c.val_accuracy for c in r.tried)
+    assert r.chosen is r.closest and r.test is not None
+
+
+def test_should_stop_returns_the_best_found_so_far(digits_lenet):
+    base, data = digits_lenet
+    calls = []
+    r = search(
+        base,
+        data,
+        Budget(max_drop_pp=5.0),
+        rates=RATES,
+        bits=BITS,
+        progress=calls.append,
+        should_stop=lambda: len(calls) >= 4,
+    )
+    assert r.stopped and len(r.tried) == 4 and r.sensitivity == []
+    assert all(c.source == "uniform" for c in r.tried)
+    assert r.met == any(c.val_accuracy >= r.delta for c in r.tried)
+    assert [c.stage for c in calls[:4]] == ["uniform grid"] * 4
+
+
+def test_structured_pruning_and_no_layer_left_are_refused(digits_lenet):
+    base, data = digits_lenet
+    with pytest.raises(ConfigError, match="magnitude or random"):
+        search(base, data, Budget(max_drop_pp=1), CompressionConfig(prune_method="l2-structured"))
+    with pytest.raises(ConfigError, match="no layer is left"):
+        search(base, data, Budget(max_drop_pp=1), CompressionConfig(include=("nothing*",)))
+
+
+def test_cli_budget_prints_the_plan_and_exports_it(digits_lenet, cache_dir, tmp_path, capsys):
+    out = tmp_path / "plan.slim"
+    args = ["budget", "--data", "digits", "--model", "lenet5", "--cache-dir", cache_dir]
+    args += ["--max-drop", "1", "--rates", "0,0.5,0.9", "--bits", "4,32", "--max-evals", "8"]
+    assert cli([*args, "--no-store", "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "plan" in text and "uniform" in text
+    restored = load_compressed(out.read_bytes())
+    base, data = digits_lenet
+    assert _val(restored, data) >= _val(base, data) - 0.01
+    assert cli([*args, "--no-store", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["met"] and answer["best"]["val_accuracy"] >= answer["delta"]
+    assert dataclasses.asdict(Budget(max_drop_pp=1.0)) == answer["budget"]

@@ -1,0 +1,118 @@
+"""The Sweep, Sensitivity and Budget pages, run in-process with AppTest on the real engine."""
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.cache
+from compress_core import CompressionConfig, run_on
+from compress_core.pareto import pareto_mask
+from compress_core.sweep import method_grid
+
+TIMEOUT = 300  # the first run may train the digits baseline
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+PICK = ("lenet5", "digits", None, 0)  # the sidebar's defaults
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(PAGES / name), default_timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("name", ["1_Sweep.py", "2_Sensitivity.py", "3_Budget.py"])
+def test_each_page_opens_without_error_and_asks_for_a_run(digits_lenet, name):
+    at = page(name).run()
+    assert not at.exception
+    assert any("press" in i.value for i in at.info)
+
+
+def _sweep_table(at):
+    return next(d.value for d in at.dataframe)
+
+
+def test_sweep_runs_the_grid_flags_the_front_and_reruns_from_the_cache(digits_lenet, monkeypatch):
+    at = page("1_Sweep.py").run()
+    at.multiselect(key="sweep_rates").set_value([0, 50, 90])
+    at.multiselect(key="sweep_bits").set_value([4, 32])
+    at.multiselect(key="sweep_methods").set_value(["magnitude", "random"])
+    at.button(key="sweep_submit").click().run()
+    assert not at.exception and not at.warning
+    expected = method_grid((0.0, 0.5, 0.9), (4, 32), ("magnitude", "random"), ("uniform",))
+    table = _sweep_table(at)
+    assert len(table) == len(expected) == 10
+    assert table["front_bytes"].tolist() == pareto_mask(table, "artifact_bytes").tolist()
+    assert table["front_params"].tolist() == pareto_mask(table, "nonzero_params").tolist()
+    assert next(m.value for m in at.metric if m.label == "Points") == "10 of 10"
+    assert len(at.get("plotly_chart")) == 3  # bytes, parameters, heatmap
+    assert at.get("download_button")
+    # The numbers are the engine's: one point recomputed directly.
+    base, data = digits_lenet
+    row = table[(table["prune_method"] == "random") & (table["prune_rate"] == 0.5)].iloc[0]
+    direct = run_on(base, data, CompressionConfig(prune_rate=0.5, bits=4, prune_method="random"))
+    assert row["accuracy"] == direct.accuracy and row["artifact_bytes"] == direct.artifact_bytes
+
+    evaluated = []
+    real = ui.cache.evaluate_compressed
+    monkeypatch.setattr(
+        ui.cache, "evaluate_compressed", lambda *a, **k: evaluated.append(1) or real(*a, **k)
+    )
+    at.button(key="sweep_submit").click().run()
+    assert not at.exception and evaluated == []  # every point came from the cache
+    assert _sweep_table(at)["accuracy"].tolist() == table["accuracy"].tolist()
+
+
+def test_a_stopped_sweep_keeps_its_finished_points(digits_lenet):
+    base, data = digits_lenet
+    configs = method_grid((0.0, 0.7), (4,))
+    done = run_on(base, data, configs[0])
+    at = page("1_Sweep.py")
+    at.session_state["sweep_points"] = {(*PICK, None, configs[0].key()): done.to_row()}
+    at.session_state["sweep_job"] = {
+        "pick": (*PICK, None),
+        "keys": [c.key() for c in configs],
+        "finished": False,
+    }
+    at.run()
+    assert not at.exception
+    assert any("Stopped: 1 of 2" in w.value for w in at.warning)
+    assert _sweep_table(at)["label"].tolist() == [done.label]
+
+
+def test_sensitivity_page_plots_each_layer_and_ranks_them(digits_lenet):
+    at = page("2_Sensitivity.py").run()
+    at.multiselect(key="sens_layers").set_value(["conv2", "fc1"])
+    at.multiselect(key="sens_rates").set_value([0, 90])
+    at.multiselect(key="sens_bits").set_value([2, 32])
+    at.button(key="sens_submit").click().run()
+    assert not at.exception
+    points = list(at.session_state["sens_points"].values())
+    assert len(points) == 2 * (2 + 2)
+    for p in points:
+        if p.prune_rate == 0 and p.bits == 32:
+            assert p.accuracy == p.baseline_accuracy
+    ranked = next(d.value for d in at.dataframe)
+    assert sorted(ranked["layer"]) == ["conv2", "fc1"] and list(ranked.index) == [1, 2]
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet):
+    at = page("3_Budget.py").run()
+    at.multiselect(key="budget_rates").set_value([0, 50, 90])
+    at.multiselect(key="budget_bits").set_value([2, 4, 32])
+    at.slider(key="budget_evals").set_value(10)
+    at.button(key="budget_submit").click().run()
+    assert not at.exception and not at.error
+    assert any("Smallest model found" in s.value for s in at.success)
+    uniform = next(i.value for i in at.info if "Best uniform setting meeting δ" in i.value)
+    saved = float(re.search(r"\*\*(-?[\d.]+)%\*\* smaller", uniform).group(1))
+    assert saved >= 0.0  # never larger than the best uniform setting
+    plan = next(d.value for d in at.dataframe)
+    assert plan["layer"].tolist() == ["conv2", "fc1", "fc2"]  # first and last kept intact
+    assert at.get("download_button")
+
+    at.radio(key="budget_goal").set_value("absolute")
+    at.number_input(key="budget_abs").set_value(100.0)
+    at.button(key="budget_submit").click().run()
+    assert not at.exception
+    assert any("No setting reaches" in e.value and "closest" in e.value for e in at.error)
