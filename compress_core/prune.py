@@ -159,7 +159,13 @@ def structured_prune_(
             f"structured pruning keeps one channel in {', '.join(capped)}: "
             "a layer with no channels would cut the network in two"
         )
+    outputs = {n: m.weight.shape[0] for n, m in all_layers.items()}
     _replay(model, plan, graph)
+    ranked = {n for n, _ in candidates}
+    for name in names:  # say which layers no channel group could reach, never skip silently
+        reached = all_layers[name].weight.shape[0] < outputs[name]
+        if name != last and name not in ranked and name not in skipped and not reached:
+            skipped[name] = "its channels are tied to a layer left alone (e.g. by a residual add)"
     return plan, warnings, skipped
 
 

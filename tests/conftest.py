@@ -14,6 +14,7 @@ from compress_core.record import SPEC_ATTR, ModelSpec
 # Keep the tests' trained baselines out of the user's cache; set before any engine import
 # reads it, and inherited by the Streamlit server the browser test starts.
 os.environ.setdefault("SLIMSCOPE_CACHE", tempfile.mkdtemp(prefix="slimscope-test-cache-"))
+os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
 
 
 class TinyNet(nn.Module):
