@@ -2,6 +2,8 @@
 
 Examples:
     python -m compress_core run --model lenet5 --data digits --prune 0.5 --bits 4
+    python -m compress_core run --model lenet5 --prune 0.9 --bits 4 --finetune-epochs 3
+    python -m compress_core deep-compression --model lenet5-caffe --data fashion-mnist
     python -m compress_core sweep --model lenet5 --data fashion-mnist --out results.csv
 """
 
@@ -70,6 +72,44 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--all-layers", action="store_true", help="also compress the first and last layer"
     )
     p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
+    _add_own(p)
+
+
+def _add_own(p: argparse.ArgumentParser) -> None:
+    own = p.add_argument_group("your own model and data")
+    own.add_argument(
+        "--model-file",
+        help="compress these weights instead of training --model: a state_dict (.pt/.pth, "
+        "read with weights_only=True) or .safetensors, for --model's architecture and --data",
+    )
+    own.add_argument(
+        "--trust-model-file",
+        action="store_true",
+        help="also accept TorchScript and torch.export (.pt2) files. They carry code that runs "
+        "when loaded (torch.jit.load has no safe mode): only for files you made or fully trust. "
+        "Their weights go into --model's architecture, whose outputs must match the file's",
+    )
+    own.add_argument(
+        "--model-module",
+        action="append",
+        default=[],
+        metavar="[NAME=]PKG.MOD:ATTR",
+        help="register an architecture from your own Python module (repeatable; also "
+        "$SLIMSCOPE_MODEL_MODULES), then pick it with --model ATTR",
+    )
+    own.add_argument("--input-size", type=int, help="square input size the model file expects")
+    own.add_argument(
+        "--image-folder", help="use a folder of class subfolders (ImageFolder) instead of --data"
+    )
+    own.add_argument("--image-size", type=int, default=32, help="image folder: pixels per side")
+    keep = p.add_argument_group("result history")
+    keep.add_argument(
+        "--store",
+        metavar="FILE",
+        help="SQLite history file (default $SLIMSCOPE_DATA_HOME/results.sqlite or "
+        "~/.local/share/slimscope/results.sqlite); the dashboard's Compare page reads it",
+    )
+    keep.add_argument("--no-store", action="store_true", help="do not keep results in the history")
 
 
 def _common_config(args) -> dict:
@@ -85,8 +125,71 @@ def _common_config(args) -> dict:
     )
 
 
+def _model_file(args):
+    """(model, data) from the user's weights file, checked against --model on one batch."""
+    from .data import load_dataset
+    from .upload import LOCAL_MAX_BYTES, load_user_model
+
+    shape = None
+    if args.input_size:
+        channels = load_dataset(args.data, data_dir=args.data_dir).in_shape[0]
+        shape = (channels, args.input_size, args.input_size)
+    model, data, report = load_user_model(
+        args.model_file,
+        args.model,
+        args.data,
+        shape,
+        trust=args.trust_model_file,
+        max_bytes=LOCAL_MAX_BYTES,
+        data_dir=args.data_dir,
+    )
+    for line in report.checks:
+        print(f"  ok: {line}", file=sys.stderr)
+    for line in report.warnings:
+        print(f"  warning: {line}", file=sys.stderr)
+    args.identity = dict(report.identity(), source="cli")
+    return model, data
+
+
+def _remember(args, result, artifact: bytes | None = None) -> None:
+    """Keep a result in the history, as the dashboard does; a storage problem only warns."""
+    if args.no_store:
+        return
+    from .store import Store, StoreError
+
+    identity = getattr(args, "identity", None)
+    identity = identity or {"source": "cli", "epochs": args.epochs, "seed": args.seed}
+    try:
+        Store(args.store).save(result, args.subset, identity, artifact)
+    except (StoreError, OSError) as e:
+        print(f"warning: the result was not kept in the history: {e}", file=sys.stderr)
+
+
+def _register_own(argv: list[str]) -> str | None:
+    """Register --model-module architectures and an --image-folder before the parser lists
+    the choices; returns the image folder's data set name."""
+    from .imagefolder import register_image_folder
+    from .upload import register_from_env, register_model_module
+
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--model-module", action="append", default=[])
+    pre.add_argument("--image-folder")
+    pre.add_argument("--image-size", type=int, default=32)
+    known, _ = pre.parse_known_args(argv)
+    for problem in register_from_env():
+        print(f"warning: {problem}", file=sys.stderr)
+    for spec in known.model_module:
+        register_model_module(spec)
+    if known.image_folder is None:
+        return None
+    return register_image_folder(known.image_folder, known.image_size)
+
+
 def _baseline(args):
     from .train import TrainProgress, get_baseline
+
+    if args.model_file:
+        return _model_file(args)
 
     def show(p: TrainProgress) -> None:
         if p.step == p.steps:
@@ -107,16 +210,17 @@ def _baseline(args):
 
 
 def cmd_run(args) -> int:
-    from .api import calibration_batches, compress, evaluate_compressed
+    from .api import calibration_batches, evaluate_compressed
     from .artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
     base, data = _baseline(args)
     calib = calibration_batches(data) if config.act_bits != 32 else None
-    compressed = compress(base, config, calib)
+    compressed, ft = _compress_or_finetune(args, base, data, config, calib)
     result = evaluate_compressed(base, compressed, data, args.subset)
-    if args.export:
-        export(compressed, args.export)
+    if ft is not None:
+        result.finetune, result.label = ft.to_dict(), f"{result.label} · {ft.label()}"
+    _remember(args, result, export(compressed, args.export or None))
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
@@ -137,6 +241,92 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _show_finetune(p) -> None:
+    if p.step == p.steps:
+        print(
+            f"  {p.stage} epoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  "
+            f"val acc {p.val_accuracy:.2%}  sparsity {p.sparsity:.1%}",
+            file=sys.stderr,
+        )
+
+
+def _compress_or_finetune(args, base, data, config, calib):
+    """(compressed model, FinetuneConfig or None): one-shot unless training was asked for."""
+    from .api import compress
+    from .finetune import FinetuneConfig, get_finetuned
+
+    if not (args.finetune_epochs or args.qat_epochs):
+        return compress(base, config, calib), None
+    ft = FinetuneConfig(
+        epochs=args.finetune_epochs,
+        prune_steps=args.prune_steps,
+        qat_epochs=args.qat_epochs,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    return get_finetuned(base, data, config, ft, args.cache_dir, _show_finetune), ft
+
+
+def _add_finetune(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("recovery (fine-tuning after compressing)")
+    g.add_argument(
+        "--finetune-epochs", type=int, default=0, help="retrain after pruning, mask held (0 = no)"
+    )
+    g.add_argument("--prune-steps", type=int, default=1, help="prune in this many steps")
+    g.add_argument(
+        "--qat-epochs", type=int, default=0, help="quantization-aware epochs (k-means: centroids)"
+    )
+    g.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (Adam)")
+
+
+def cmd_deep_compression(args) -> int:
+    from .artifact import export
+    from .deep_compression import format_report, get_deep_compression, preset
+
+    names = ("prune_rate", "conv_bits", "fc_bits", "prune_steps", "prune_epochs")
+    names += ("centroid_epochs", "lr", "centroid_lr")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    dc = preset(args.model, **overrides, seed=args.seed)
+    base, data = _baseline(args)
+    model, report = get_deep_compression(base, data, dc, args.cache_dir, _show_finetune)
+    blob = export(model, args.export or None)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report))
+        print(f"settings: {dc.label()}; artifact {len(blob):,} bytes")
+    if args.export:
+        print(f"artifact written to {args.export}", file=sys.stderr)
+    return 0
+
+
+def _add_deep_compression(sub) -> None:
+    from .data import DATASETS
+    from .models import MODELS
+
+    d = sub.add_parser(
+        "deep-compression",
+        help="prune, retrain, k-means quantize, fine-tune centroids, Huffman (Han et al. 2016)",
+    )
+    d.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
+    d.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
+    d.add_argument("--data-dir", help="folder holding the data set")
+    d.add_argument("--cache-dir", help="where baselines and finished runs are cached")
+    d.add_argument("--epochs", type=int, help="baseline training epochs")
+    d.add_argument("--seed", type=int, default=0, help="baseline training and batch-order seed")
+    d.add_argument("--prune", dest="prune_rate", type=float, help="share of weights removed")
+    d.add_argument("--conv-bits", type=int, help="k-means bits of conv layers")
+    d.add_argument("--fc-bits", type=int, help="k-means bits of fully connected layers")
+    d.add_argument("--prune-steps", type=int, help="iterative pruning steps")
+    d.add_argument("--prune-epochs", type=int, help="retraining epochs during and after pruning")
+    d.add_argument("--centroid-epochs", type=int, help="centroid fine-tuning epochs")
+    d.add_argument("--lr", type=float, help="retraining learning rate (Adam)")
+    d.add_argument("--centroid-lr", type=float, help="centroid fine-tuning learning rate")
+    d.add_argument("--export", help="write the final artifact to this file")
+    d.add_argument("--json", action="store_true", help="print the stage report as JSON")
+    d.set_defaults(func=cmd_deep_compression, model_file=None)
+
+
 def cmd_sweep(args) -> int:
     import pandas as pd
 
@@ -146,6 +336,7 @@ def cmd_sweep(args) -> int:
     base, data = _baseline(args)
 
     def show(i, r):
+        _remember(args, r)
         print(
             f"  [{i + 1}/{len(configs)}] {r.label:<34} acc {r.accuracy:.2%}  "
             f"{r.artifact_bytes:>10,} B",
@@ -162,6 +353,72 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_sensitivity(args) -> int:
+    import pandas as pd
+
+    from .sensitivity import rank_layers, sensitivity
+
+    common = CompressionConfig(**_common_config(args))
+    base, data = _baseline(args)
+
+    def show(i, total, p):
+        setting = f"{p.prune_rate:.0%} pruned" if p.kind == "prune" else f"{p.bits}-bit"
+        print(
+            f"  [{i + 1}/{total}] {p.layer:<12} {setting:<12} {p.split} acc {p.accuracy:.2%} "
+            f"({p.delta_pp:+.2f} pp)",
+            file=sys.stderr,
+        )
+
+    layers = args.layers.split(",") if args.layers else None
+    points = sensitivity(
+        base, data, layers, args.rates, args.bits, common, args.split, args.subset, show
+    )
+    if args.out:
+        pd.DataFrame([p.to_row() for p in points]).to_csv(args.out, index=False)
+        print(f"wrote {len(points)} points to {args.out}")
+    ranked = pd.DataFrame(rank_layers(points, args.tolerance))
+    print(f"layers ranked by how much they take within {args.tolerance:g} pp ({args.split} split):")
+    print(ranked.to_string(index=False))
+    return 0
+
+
+def cmd_budget(args) -> int:
+    from .artifact import export
+    from .budget import OBJECTIVES, Budget, search
+
+    budget = Budget(args.min_accuracy, args.max_drop, args.minimise)
+    common = CompressionConfig(**_common_config(args))
+    base, data = _baseline(args)
+
+    def show(p):
+        print(f"  [{p.stage} {p.done}] {p.message}", file=sys.stderr)
+
+    r = search(base, data, budget, common, args.rates, args.bits, args.subset, args.max_evals, show)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0 if r.met else 1
+    goal = f"val accuracy >= {r.delta:.2%} (baseline {r.baseline_val_accuracy:.2%})"
+    print(f"{args.model} on {args.data}: minimise {OBJECTIVES[args.minimise]} with {goal}")
+    if not r.met:
+        c = r.closest
+        print(f"  no setting reaches it; the closest: {c.label}, val {c.val_accuracy:.2%}")
+        return 1
+    c, u = r.best, r.best_uniform
+    print(f"  plan       {c.label}")
+    print(f"  accuracy   val {c.val_accuracy:.2%}, test {r.test.accuracy:.2%}")
+    print(f"  size       {c.artifact_bytes:,} B, {c.nonzero_params:,} non-zero parameters")
+    if u is not None:
+        print(f"  uniform    {u.label}: {u.artifact_bytes:,} B, {u.nonzero_params:,} non-zero")
+    print(f"  baseline   {r.dense_bytes:,} B fp32, {r.baseline_params:,} parameters")
+    print(f"  searched   {len(r.tried)} whole models in {r.seconds:.1f} s")
+    if args.export:
+        from .budget import build
+
+        export(build(base, data, c, common), args.export)
+        print(f"  artifact written to {args.export}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .data import available_datasets
     from .models import MODELS
@@ -173,6 +430,35 @@ def cmd_list(args) -> int:
         for name, status in available_datasets().items():
             print(f"{name:<15} {'available' if status is True else status}")
     return 0
+
+
+def _add_analysis(sub) -> None:
+    """The sensitivity and budget subcommands."""
+    from .budget import MAX_EVALS, OBJECTIVES
+    from .sensitivity import SENS_BITS, SENS_RATES, SPLITS
+    from .sweep import GRID_BITS, GRID_RATES
+
+    a = sub.add_parser("sensitivity", help="accuracy as each layer alone is pruned or quantized")
+    _add_common(a)
+    a.add_argument("--rates", type=_floats, default=list(SENS_RATES), help="e.g. 0,0.5,0.9")
+    a.add_argument("--bits", type=_ints, default=list(SENS_BITS), help="e.g. 2,4,8,32")
+    a.add_argument("--layers", help="comma-separated layer names (default: the compressed ones)")
+    a.add_argument("--split", default="val", choices=SPLITS, help="evaluate on this split")
+    a.add_argument("--tolerance", type=float, default=1.0, help="pp drop allowed in the ranking")
+    a.add_argument("--out", help="write every point as CSV")
+    a.set_defaults(func=cmd_sensitivity)
+    b = sub.add_parser("budget", help="the smallest per-layer plan keeping accuracy >= delta")
+    _add_common(b)
+    goal = b.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--min-accuracy", type=float, help="validation accuracy to keep, 0..1")
+    goal.add_argument("--max-drop", type=float, help="or: at most this many pp below baseline")
+    b.add_argument("--minimise", default="artifact_bytes", choices=list(OBJECTIVES))
+    b.add_argument("--rates", type=_floats, default=list(GRID_RATES), help="rates a layer may take")
+    b.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="bit widths a layer takes")
+    b.add_argument("--max-evals", type=int, default=MAX_EVALS, help="whole-model evaluations")
+    b.add_argument("--export", help="write the chosen model's artifact to this file")
+    b.add_argument("--json", action="store_true", help="print the answer as JSON")
+    b.set_defaults(func=cmd_budget)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -190,6 +476,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--bits", type=int, default=32, help="weight bits 1..16, 32 = float")
     r.add_argument("--export", help="write the compressed artifact to this file")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_finetune(r)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("sweep", help="run a grid of pruning rates x bit widths")
     _add_common(s)
@@ -197,8 +484,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="e.g. 2,4,8,32")
     s.add_argument("--out", help="write the results table as CSV")
     s.set_defaults(func=cmd_sweep)
+    _add_analysis(sub)
+    _add_deep_compression(sub)
     for name in ("models", "datasets"):
-        sub.add_parser(name, help=f"list the {name}").set_defaults(func=cmd_list)
+        listing = sub.add_parser(name, help=f"list the {name}")
+        listing.add_argument("--model-module", action="append", default=[], help="see run")
+        listing.set_defaults(func=cmd_list)
     return p
 
 
@@ -206,11 +497,15 @@ def main(argv: list[str] | None = None) -> int:
     from .api import CompressionError
     from .config import ConfigError
     from .data import DatasetUnavailable
+    from .upload import UploadError
 
-    args = parser().parse_args(argv)
     try:
+        folder = _register_own(sys.argv[1:] if argv is None else argv)
+        args = parser().parse_args(argv)
+        if folder is not None:
+            args.data = folder
         return args.func(args)
-    except (ConfigError, CompressionError, DatasetUnavailable) as e:
+    except (ConfigError, CompressionError, DatasetUnavailable, UploadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

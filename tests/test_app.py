@@ -124,3 +124,13 @@ def test_two_sessions_keep_their_own_history(digits_lenet):
     assert len(first.session_state.history) == 4
     assert len(second.session_state.history) == 2
     assert _metric(second, "Test accuracy") != "" and not second.exception
+
+
+def test_training_a_new_baseline_in_the_page_then_moving_a_slider(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    app.selectbox(key="pick_model").set_value("mlp").run()
+    app.number_input(key="pick_epochs").set_value(2).run()  # a baseline no test has trained
+    assert not app.exception
+    app.slider(key="prune_rate").set_value(80).run()  # the rerun hits the baseline cache
+    assert not app.exception
+    assert _metric(app, "Test accuracy").endswith("%")

@@ -11,12 +11,15 @@ cannot starve the others.
 from __future__ import annotations
 
 import collections
+import contextvars
 import json
+import os
 import sqlite3
 import threading
 import warnings
 
 import streamlit as st
+import torch
 
 from compress_core.api import base_hash, calibration_batches, compress, evaluate_compressed
 from compress_core.artifact import export
@@ -27,6 +30,9 @@ from compress_core.train import get_baseline
 from compress_core.upload import load_user_model, register_from_env
 
 HEAVY_JOBS = threading.BoundedSemaphore(2)  # this machine has 2 cores
+# One torch thread per job: with several sessions at once, two threads per job oversubscribe
+# the cores and small-layer work runs several times slower. SLIMSCOPE_THREADS overrides it.
+torch.set_num_threads(int(os.environ.get("SLIMSCOPE_THREADS", "1")))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -91,6 +97,7 @@ def remember(r, subset, identity: dict, artifact: bytes | None = None) -> None:
     if store is not None:
         try:
             store.save(r, subset, identity, artifact)
+            STORE_PROBLEMS.clear()  # healthy again: old problems are no longer news
         except (StoreError, OSError, sqlite3.Error) as e:
             _store_problem(str(e))
 
@@ -150,3 +157,142 @@ def user_artifact(digest, filename, arch, dataset, in_shape, config_key: str, _b
     base = user_model(digest, filename, arch, dataset, in_shape, _blob)[0]
     remember_artifact(base_hash(base), config_key, {}, blob)
     return blob
+
+
+# --- recovery: fine-tuning and Deep Compression ------------------------------------------
+# Training does not run inside an st.cache_* function: its progress bar, drawn in a block
+# created outside, would be replayed on a cache hit and fail. The engine keeps finished
+# runs on disk (written atomically, only when a run completes); ``train_*`` fill that cache
+# with a progress bar, and the cached readers below load from it (or, when the disk cache is
+# unwritable, recompute without a progress bar).
+
+
+def train_finetuned(model, dataset, epochs, seed, config_key, ft_key, progress=None):
+    """Fine-tune one config (or find it on disk) with progress callbacks; not memoised here."""
+    from compress_core.finetune import FinetuneConfig, get_finetuned
+
+    base, data = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    ft = FinetuneConfig.from_dict(json.loads(ft_key))
+    with HEAVY_JOBS:
+        get_finetuned(base, data, config, ft, progress=progress)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def finetuned_result(model, dataset, epochs, seed, config_key, ft_key, subset):
+    """The Result of a fine-tuned config (``finetune`` filled in, so rows say finetuned)."""
+    from compress_core.finetune import FinetuneConfig, run_finetuned
+
+    base, data = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    ft = FinetuneConfig.from_dict(json.loads(ft_key))
+    with HEAVY_JOBS:
+        r = run_finetuned(base, data, config, ft, subset)
+    remember(r, subset, {"source": "dashboard", "epochs": epochs, "seed": seed})
+    return r
+
+
+def train_deep_compression(model, dataset, epochs, seed, dc_key, progress=None):
+    """Run the Deep Compression pipeline (or find it on disk) with progress callbacks."""
+    from compress_core.deep_compression import DeepCompressionConfig, get_deep_compression
+
+    base, data = baseline(model, dataset, epochs, seed)
+    dc = DeepCompressionConfig.from_dict(json.loads(dc_key))
+    with HEAVY_JOBS:
+        get_deep_compression(base, data, dc, progress=progress)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def deep_compression_run(model, dataset, epochs, seed, dc_key) -> dict:
+    """{"report": stage report (dict), "artifact": final bytes, "result": its Result row}."""
+    from compress_core.deep_compression import (
+        DeepCompressionConfig,
+        as_result,
+        get_deep_compression,
+    )
+
+    base, data = baseline(model, dataset, epochs, seed)
+    dc = DeepCompressionConfig.from_dict(json.loads(dc_key))
+    with HEAVY_JOBS:
+        small, report = get_deep_compression(base, data, dc)
+        blob = export(small)
+        r = as_result(base, small, data, dc)
+    remember(r, None, {"source": "dashboard", "epochs": epochs, "seed": seed}, blob)
+    return {"report": report.to_dict(), "artifact": blob, "result": r.to_row()}
+
+
+# --- analysis: layer sensitivity and the accuracy budget (issue 4) ---------------------------
+# Sweep points go through ``result`` above, so the Sweep page and Explore share their cache.
+
+
+def outside_cache(callback):
+    """``callback`` run in the caller's context, for progress bars fed from a cached function.
+
+    Streamlit records st calls made inside a cached function and replays them on
+    a hit; a call on a block created outside the function (a progress bar) then
+    fails with CacheReplayClosureError. Running the callback in a context copied
+    before the call keeps it out of the recording (the capture lives in contextvars).
+    """
+    context = contextvars.copy_context()
+
+    def call(*args, **kwargs):
+        return context.run(callback, *args, **kwargs)
+
+    return call
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def sensitivity_point(
+    model: str,
+    dataset: str,
+    epochs,
+    seed: int,
+    layer: str,
+    kind: str,
+    config_key: str,
+    split,
+    subset,
+):
+    """One layer compressed alone, the whole model evaluated on ``split``."""
+    from compress_core.sensitivity import sensitivity_point as point
+
+    base, data = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    with HEAVY_JOBS:
+        return point(base, data, layer, kind, config, split, subset)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def budget(
+    model: str,
+    dataset: str,
+    epochs,
+    seed: int,
+    budget_key: str,
+    common_key: str,
+    rates: tuple,
+    bits: tuple,
+    max_evals: int,
+    _progress=None,
+):
+    """The budget search's BudgetResult; a rerun (Stop) interrupts it and nothing is cached."""
+    from compress_core.budget import Budget, search
+
+    base, data = baseline(model, dataset, epochs, seed)
+    goal = Budget(**json.loads(budget_key))
+    common = CompressionConfig.from_dict(json.loads(common_key))
+    with HEAVY_JOBS:
+        return search(base, data, goal, common, rates, bits, None, max_evals, _progress)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def budget_artifact(model: str, dataset: str, epochs, seed: int, plan_key: str, common_key: str):
+    """The artifact of a budget search's chosen model (``plan_key``: its plan and config)."""
+    from compress_core.budget import Candidate, build
+
+    base, data = baseline(model, dataset, epochs, seed)
+    common = CompressionConfig.from_dict(json.loads(common_key))
+    chosen = json.loads(plan_key)
+    candidate = Candidate(chosen["plan"], "", "", 0.0, 0, 0, chosen["config"])
+    with HEAVY_JOBS:
+        return export(build(base, data, candidate, common))

@@ -180,3 +180,298 @@ def heatmap_figure(frame: pd.DataFrame, value: str = "accuracy") -> go.Figure:
         yaxis_title="weight bits",
     )
     return fig
+
+
+# --- analysis pages: sweep, sensitivity, budget (issue 4) ----------------------------------
+
+PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#9D755D")
+
+
+def method_label(row: pd.Series) -> str:
+    """'magnitude + uniform': the methods a sweep point used (rate 0 / float points included)."""
+    return f"{row['prune_method']} + {row['quant']}"
+
+
+def sweep_figure(
+    frame: pd.DataFrame, x: str = "artifact_bytes", baseline: tuple[float, float] | None = None
+) -> go.Figure:
+    """Accuracy against size for a sweep: one colour per method pair, the Pareto front ringed.
+
+    ``frame`` has Result.to_row() columns; the front is over all methods together.
+    """
+    fig = go.Figure()
+    unit = "bytes" if x == "artifact_bytes" else "non-zero params"
+    df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
+    if len(df):
+        df["front"] = pareto_mask(df, x, "accuracy")
+        df["methods"] = df.apply(method_label, axis=1)
+        df["settings"] = df.apply(_settings, axis=1)
+        for i, (name, part) in enumerate(df.groupby("methods", sort=True)):
+            fig.add_scatter(
+                x=part[x],
+                y=100 * part["accuracy"],
+                mode="markers",
+                name=name,
+                marker=dict(
+                    size=np.where(part["front"], 12, 8),
+                    color=PALETTE[i % len(PALETTE)],
+                    opacity=0.8,
+                    line=dict(width=np.where(part["front"], 2, 0), color="#1b5e20"),
+                ),
+                customdata=np.stack([part["label"], part["settings"]], axis=1),
+                hovertemplate=HOVER.replace("{unit}", unit),
+            )
+        front = df[df["front"]].sort_values(x)
+        fig.add_scatter(
+            x=front[x],
+            y=100 * front["accuracy"],
+            mode="lines",
+            name="Pareto front",
+            line=dict(color="#54A24B", width=2, shape="hv"),
+            hoverinfo="skip",
+        )
+    if baseline is not None:
+        fig.add_scatter(
+            x=[baseline[0]],
+            y=[100 * baseline[1]],
+            mode="markers",
+            name="baseline (fp32)",
+            marker=dict(size=13, symbol="diamond", color="black"),
+            hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+        )
+    fig.update_xaxes(type="log", title=AXES.get(x, x))
+    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=30, b=10), height=400, legend=dict(orientation="h", y=-0.25)
+    )
+    return fig
+
+
+def sensitivity_figure(points: pd.DataFrame, kind: str = "prune") -> go.Figure:
+    """One line per layer: accuracy as that layer alone is pruned (or quantized).
+
+    ``points`` has SensitivityPoint.to_row() columns; ``kind`` is "prune" or "quantize".
+    """
+    df = points[points["kind"] == kind]
+    x = "prune_rate" if kind == "prune" else "bits"
+    fig = go.Figure()
+    for i, (layer, part) in enumerate(df.groupby("layer", sort=False)):
+        part = part.sort_values(x)
+        xs = 100 * part[x] if kind == "prune" else part[x].astype(str)
+        fig.add_scatter(
+            x=xs,
+            y=100 * part["accuracy"],
+            mode="lines+markers",
+            name=layer,
+            line=dict(color=PALETTE[i % len(PALETTE)]),
+            customdata=part["delta_pp"],
+            hovertemplate=f"{layer}: %{{x}} → %{{y:.2f}} % (%{{customdata:+.2f}} pp)"
+            "<extra></extra>",
+        )
+    if len(df):
+        fig.add_hline(
+            y=100 * df["baseline_accuracy"].iloc[0],
+            line_dash="dot",
+            line_color="grey",
+            annotation_text="baseline",
+        )
+    if kind == "prune":
+        fig.update_xaxes(title="pruning rate of this layer alone (%)")
+    else:
+        order = sorted(df["bits"].unique(), reverse=True)
+        fig.update_xaxes(
+            title="weight bits of this layer alone",
+            type="category",
+            categoryorder="array",
+            categoryarray=[str(b) for b in order],
+        )
+    split = df["split"].iloc[0] if len(df) else "val"
+    fig.update_yaxes(title=f"{'validation' if split == 'val' else 'test'} accuracy (%)")
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=30, b=10), height=380, legend=dict(orientation="h", y=-0.25)
+    )
+    return fig
+
+
+def budget_figure(
+    tried: pd.DataFrame, delta: float, chosen: str | None, uniform: str | None, x: str
+) -> go.Figure:
+    """Every model the budget search built: validation accuracy against size, and delta.
+
+    ``tried`` has Candidate.to_row() columns; ``chosen``/``uniform`` are labels to mark.
+    """
+    fig = go.Figure()
+    unit = "bytes" if x == "artifact_bytes" else "non-zero params"
+    styles = {"uniform": "#9ecae1", "greedy": "#F58518", "refine": "#B279A2"}
+    for source, color in styles.items():
+        part = tried[tried["source"] == source]
+        if len(part):
+            fig.add_scatter(
+                x=part[x],
+                y=100 * part["val_accuracy"],
+                mode="markers",
+                name=f"{source} ({len(part)})",
+                marker=dict(size=8, color=color, opacity=0.85),
+                text=part["label"],
+                hovertemplate=f"%{{text}}<br>val %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+            )
+    for label, name, symbol, color in (
+        (uniform, "best uniform", "square", "#4C78A8"),
+        (chosen, "chosen", "star", "#E45756"),
+    ):
+        row = tried[tried["label"] == label]
+        if label is not None and len(row):
+            fig.add_scatter(
+                x=row[x].iloc[:1],
+                y=100 * row["val_accuracy"].iloc[:1],
+                mode="markers",
+                name=name,
+                marker=dict(size=18, symbol=symbol, color=color, line=dict(width=1)),
+                text=row["label"].iloc[:1],
+                hovertemplate=f"%{{text}}<br>val %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+            )
+    fig.add_hline(y=100 * delta, line_dash="dash", line_color="#E45756", annotation_text="δ")
+    fig.update_xaxes(type="log", title=AXES.get(x, x))
+    fig.update_yaxes(title="validation accuracy (%)")
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=30, b=10), height=400, legend=dict(orientation="h", y=-0.25)
+    )
+    return fig
+
+
+def plan_figure(plan: pd.DataFrame) -> go.Figure:
+    """Per layer: weights kept and bits, chosen plan against the best uniform setting.
+
+    ``plan`` has BudgetResult.plan_rows() columns.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("weights kept (%)", "weight bits"))
+    pairs = (
+        ("chosen", "prune_rate", "bits", "#E45756"),
+        ("best uniform", "uniform_rate", "uniform_bits", "#4C78A8"),
+    )
+    for name, rate, bits, color in pairs:
+        if plan[rate].isna().all():
+            continue
+        fig.add_bar(
+            x=plan["layer"],
+            y=100 * (1 - plan[rate]),
+            name=name,
+            marker_color=color,
+            legendgroup=name,
+            row=1,
+            col=1,
+        )
+        fig.add_bar(
+            x=plan["layer"],
+            y=plan[bits],
+            name=name,
+            marker_color=color,
+            legendgroup=name,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
+    fig.update_yaxes(range=[0, 105], row=1, col=1)
+    fig.update_yaxes(range=[0, 33], row=1, col=2)
+    fig.update_layout(
+        barmode="group",
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+# --- recovery: one-shot against fine-tuned, and the Deep Compression replay (issue 5) ------
+
+
+def recovery_figure(frame: pd.DataFrame, baseline: float | None = None) -> go.Figure:
+    """Accuracy against pruning rate: the one-shot curve beside the fine-tuned one.
+
+    ``frame`` has Result.to_row() columns (``finetuned`` tells the two curves apart);
+    for each (curve, rate) the latest row is drawn. ``baseline`` is the fp32 accuracy.
+    """
+    fig = go.Figure()
+    curves = (("one-shot", False, "#4C78A8", "circle"), ("fine-tuned", True, "#F58518", "diamond"))
+    for name, tuned, color, symbol in curves:
+        part = frame[frame["finetuned"] == tuned] if len(frame) else frame
+        if not len(part):
+            continue
+        part = part.drop_duplicates("prune_rate", keep="last").sort_values("prune_rate")
+        fig.add_scatter(
+            x=100 * part["prune_rate"],
+            y=100 * part["accuracy"],
+            mode="lines+markers",
+            name=name,
+            line=dict(color=color, width=2),
+            marker=dict(size=9, symbol=symbol, color=color),
+            customdata=part[["label"]].to_numpy(),
+            hovertemplate="<b>%{customdata[0]}</b><br>pruned %{x:.0f} %<br>"
+            "accuracy %{y:.2f} %<extra>" + name + "</extra>",
+        )
+    if baseline is not None:
+        fig.add_hline(
+            y=100 * baseline, line_dash="dot", line_color="grey", annotation_text="baseline"
+        )
+    fig.update_xaxes(title="weights pruned (%)")
+    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=30, b=10), height=360, legend=dict(orientation="h", y=-0.25)
+    )
+    return fig
+
+
+def replay_figure(
+    stages: pd.DataFrame, upto: int | None = None, paper: pd.DataFrame | None = None
+) -> go.Figure:
+    """Deep Compression's stages on the accuracy-against-bytes plane, the paper's beside them.
+
+    ``stages`` has the report's rows (stage, title, accuracy, artifact_bytes, ratio);
+    stages after index ``upto`` are drawn faint; ``paper`` (stage, artifact_bytes,
+    accuracy, label) are the paper's reported points.
+    """
+    fig = go.Figure()
+    upto = len(stages) - 1 if upto is None else upto
+    shown, later = stages.iloc[: upto + 1], stages.iloc[upto:]
+    hover = (
+        "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.0f} bytes (%{customdata[1]:.1f}×)"
+    )
+    if len(later) > 1:
+        fig.add_scatter(
+            x=later["artifact_bytes"],
+            y=100 * later["accuracy"],
+            mode="lines+markers",
+            name="next stages",
+            line=dict(color="#BBBBBB", dash="dot"),
+            marker=dict(size=8, color="#BBBBBB"),
+            hoverinfo="skip",
+        )
+    fig.add_scatter(
+        x=shown["artifact_bytes"],
+        y=100 * shown["accuracy"],
+        mode="lines+markers+text",
+        name="this run",
+        text=[f"{r:.0f}×" for r in shown["ratio"]],
+        textposition="top center",
+        line=dict(color="#F58518", width=2),
+        marker=dict(size=11, color="#F58518"),
+        customdata=shown[["title", "ratio"]].to_numpy(),
+        hovertemplate=hover + "<extra></extra>",
+    )
+    if paper is not None and len(paper):
+        fig.add_scatter(
+            x=paper["artifact_bytes"],
+            y=100 * paper["accuracy"],
+            mode="lines+markers+text",
+            name="paper (MNIST)",
+            text=paper["label"],
+            textposition="bottom center",
+            line=dict(color="#B279A2", dash="dash"),
+            marker=dict(size=12, symbol="x", color="#B279A2"),
+        )
+    fig.update_xaxes(type="log", title="artifact size (bytes, log scale)", autorange="reversed")
+    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=30, b=10), height=380, legend=dict(orientation="h", y=-0.25)
+    )
+    return fig

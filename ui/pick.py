@@ -89,7 +89,8 @@ def load_baseline(pick: Pick):
         )
 
     try:
-        base, data = cache.baseline(*pick.args, _progress=progress)
+        # outside_cache: a cache hit must not replay calls on this page's progress bar.
+        base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
         box.update(label="Data set not available", state="error")
         st.error(f"{e}\n\nMeanwhile, pick **digits** in the sidebar: it always works offline.")
