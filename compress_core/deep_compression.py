@@ -1,0 +1,433 @@
+"""Deep Compression (Han, Mao & Dally, ICLR 2016) in one call, stage by stage.
+
+prune (iteratively, retraining with masks held) -> k-means quantize every layer
+(conv and fc bit widths chosen apart, one codebook per layer) -> fine-tune the
+shared centroids -> Huffman-code the codes and the relative indexes. Every stage
+is measured the same way: test accuracy, and the exact length of the artifact
+that stage would write; the ratio is against the dense model in fp32, so it
+includes codebooks, indexes, biases and the header.
+
+Example:
+    >>> model, report = deep_compression(base, data, preset("lenet5-caffe"))
+    >>> [(s.name, round(s.ratio), s.accuracy) for s in report.stages]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .api import base_hash, compress
+from .artifact import ArtifactError, artifact_size, export, load_compressed
+from .config import FLOAT_BITS, SCOPES, CompressionConfig, ConfigError
+from .evaluate import evaluate
+from .finetune import (
+    FinetuneConfig,
+    Tracker,
+    prune_phase,
+    quantize_layers_,
+    train_centroids_,
+)
+from .layers import weight_layers
+from .record import get_record
+
+CACHE_VERSION = 1
+STAGES = ("baseline", "prune", "quantize", "huffman")
+TITLES = {
+    "baseline": "dense fp32",
+    "prune": "pruned + retrained",
+    "quantize": "+ k-means quantized + centroids fine-tuned",
+    "huffman": "+ Huffman coded",
+}
+
+
+@dataclass(frozen=True)
+class PaperFigures:
+    """What Deep Compression reports for one network on MNIST (Table 1, Tables 2-3)."""
+
+    network: str  # the paper's name for it
+    dense_bytes: int  # the reference model's size
+    error_before: float  # top-1 error of the reference, %
+    error_after: float  # after all three stages, %
+    ratios: dict[str, float]  # stage -> compression ratio after it
+    bits: str  # the weight bit widths it used
+
+    def points(self) -> list[dict[str, Any]]:
+        """The points the paper gives both a size and an accuracy for (dense and final)."""
+        return [
+            {
+                "stage": "baseline",
+                "artifact_bytes": self.dense_bytes,
+                "accuracy": 1 - self.error_before / 100,
+                "label": f"{self.network} (paper)",
+            },
+            {
+                "stage": "huffman",
+                "artifact_bytes": round(self.dense_bytes / self.ratios["huffman"]),
+                "accuracy": 1 - self.error_after / 100,
+                "label": f"paper {self.ratios['huffman']:.0f}×",
+            },
+        ]
+
+
+PAPER = {
+    "mlp": PaperFigures(
+        "LeNet-300-100",
+        1_070_000,
+        1.64,
+        1.58,
+        {"prune": 12, "quantize": 32, "huffman": 40},
+        "6-bit",
+    ),
+    "lenet5-caffe": PaperFigures(
+        "LeNet-5",
+        1_720_000,
+        0.80,
+        0.74,
+        {"prune": 12, "quantize": 33, "huffman": 39},
+        "8-bit conv, 5-bit fc",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DeepCompressionConfig:
+    """The pipeline's settings. ``preset(model)`` gives the ones tuned for the paper's nets.
+
+    Example:
+        >>> DeepCompressionConfig(prune_rate=0.92, conv_bits=8, fc_bits=5)
+    """
+
+    prune_rate: float = 0.92  # share of all weights removed (the paper keeps 8 %)
+    scope: str = "global"  # global: one magnitude ranking across layers; layer: each to the rate
+    conv_bits: int = 8  # k-means bits of convolution weights (the paper: 8)
+    fc_bits: int = 5  # k-means bits of fully connected weights (the paper: 5, LeNet-300-100: 6)
+    prune_steps: int = 4  # pruning steps up to the rate (Zhu & Gupta's cubic schedule)
+    prune_epochs: int = 6  # retraining epochs during and after pruning, mask held fixed
+    centroid_epochs: int = 1  # epochs fine-tuning the shared centroids; 0 = skip
+    lr: float = 1e-3  # Adam learning rate of the retraining, cosine-decayed to 0
+    centroid_lr: float = 1e-4  # Adam learning rate of the centroid fine-tuning
+    seed: int = 0  # batch order
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ConfigError(f"scope must be one of {', '.join(SCOPES)}; got {self.scope!r}")
+        for name in ("conv_bits", "fc_bits"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+                raise ConfigError(f"{name} must be a whole number from 1 to 16; got {value!r}")
+        self.compression_config(self.fc_bits)  # validates prune_rate
+        self.prune_finetune()  # validates the training settings
+        self.centroid_finetune()
+
+    def compression_config(self, bits: int = FLOAT_BITS, huffman: bool = False):
+        """The record's config: every layer, magnitude pruning, per-layer k-means codebooks."""
+        quant = "uniform" if bits == FLOAT_BITS else "kmeans"
+        return CompressionConfig(
+            prune_rate=self.prune_rate,
+            scope=self.scope,
+            bits=bits,
+            quant=quant,
+            granularity="per_tensor",
+            skip_first_last=False,
+            huffman=huffman,
+            seed=self.seed,
+        )
+
+    def prune_finetune(self) -> FinetuneConfig:
+        steps = self.prune_steps if self.prune_epochs else 1
+        return FinetuneConfig(
+            epochs=self.prune_epochs, prune_steps=steps, lr=self.lr, seed=self.seed
+        )
+
+    def centroid_finetune(self) -> FinetuneConfig:
+        return FinetuneConfig(
+            epochs=0, qat_epochs=self.centroid_epochs, lr=self.centroid_lr, seed=self.seed + 1
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DeepCompressionConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown Deep Compression settings {sorted(unknown)}")
+        return cls(**d)
+
+    def key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def label(self) -> str:
+        """e.g. 'keep 8% · 8-bit conv, 5-bit fc k-means · Huffman'."""
+        return (
+            f"keep {1 - self.prune_rate:.0%} · {self.conv_bits}-bit conv, {self.fc_bits}-bit fc "
+            "k-means · Huffman"
+        )
+
+
+# The paper's bit widths per network; the rest are our defaults (see the README's table).
+PRESETS: dict[str, dict[str, Any]] = {
+    "mlp": dict(fc_bits=6),
+    "lenet5-caffe": dict(conv_bits=8, fc_bits=5),
+}
+
+
+def preset(model_name: str, **overrides) -> DeepCompressionConfig:
+    """The settings for ``model_name``: its preset if it has one, then ``overrides``."""
+    return DeepCompressionConfig(**{**PRESETS.get(model_name, {}), **overrides})
+
+
+@dataclass
+class Stage:
+    """One stage of the pipeline, measured: a row of the replay table."""
+
+    name: str  # one of STAGES
+    title: str
+    accuracy: float  # test top-1, 0..1
+    loss: float
+    artifact_bytes: int  # the exact length of the artifact after this stage
+    dense_bytes: int  # the base model in fp32
+    nonzero_params: int
+    total_params: int
+    one_shot_accuracy: float | None = None  # before this stage's retraining
+    seconds: float = 0.0  # time this stage took
+
+    @property
+    def ratio(self) -> float:
+        return self.dense_bytes / max(self.artifact_bytes, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class DeepCompressionReport:
+    """Every stage of one run, with the settings that made it: plain, JSON-ready data."""
+
+    model: str
+    dataset: str
+    settings: dict[str, Any]  # DeepCompressionConfig.to_dict()
+    base_hash: str
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    @property
+    def baseline(self) -> Stage:
+        return self.stages[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stages"] = [s.to_dict() for s in self.stages]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DeepCompressionReport:
+        names = {f.name for f in dataclasses.fields(Stage)}
+        stages = [Stage(**{k: v for k, v in s.items() if k in names}) for s in d["stages"]]
+        return cls(d["model"], d["dataset"], dict(d["settings"]), d["base_hash"], stages)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One pandas row per stage, with the accuracy change against the baseline."""
+        base = self.baseline.accuracy
+        return [
+            {
+                "model": self.model,
+                "dataset": self.dataset,
+                **s.to_dict(),
+                "delta_pp": 100 * (s.accuracy - base),
+            }
+            for s in self.stages
+        ]
+
+
+def _measure(name: str, model: nn.Module, data, dense: int, one_shot, started) -> Stage:
+    metrics = evaluate(model, data.test_x, data.test_y)
+    size = artifact_size(model)
+    return Stage(
+        name,
+        TITLES[name],
+        metrics.accuracy,
+        metrics.loss,
+        size.artifact_bytes,
+        dense,
+        size.nonzero_params,
+        size.total_params,
+        one_shot,
+        time.perf_counter() - started,
+    )
+
+
+def layer_bits(model: nn.Module, dc: DeepCompressionConfig) -> dict[str, int]:
+    """Each Conv2d/Linear layer's k-means bit width: conv_bits or fc_bits."""
+    return {
+        n: dc.conv_bits if isinstance(m, nn.Conv2d) else dc.fc_bits
+        for n, m in weight_layers(model).items()
+    }
+
+
+def deep_compression(
+    base: nn.Module, data, dc: DeepCompressionConfig, progress=None, should_stop=None
+) -> tuple[nn.Module, DeepCompressionReport]:
+    """Run the pipeline on a copy of ``base``; the model after the last stage, and the report.
+
+    ``progress`` gets ``FinetuneProgress`` (stage "prune", then "centroids");
+    ``should_stop()`` returning True raises ``TrainingCancelled``.
+
+    Example:
+        >>> model, report = deep_compression(base, data, preset("mlp"))
+        >>> report.final.ratio, report.final.accuracy
+    """
+    accuracy = lambda m: evaluate(m, data.test_x, data.test_y).accuracy  # noqa: E731
+    dense = 4 * sum(p.numel() for p in base.parameters())
+    report = DeepCompressionReport(
+        base.slimscope_spec.name, data.name, dc.to_dict(), base_hash(base)
+    )
+    tracker = Tracker(progress, should_stop, dc.prune_epochs + dc.centroid_epochs)
+    started = time.perf_counter()
+    report.stages.append(_measure("baseline", base, data, dense, None, started))
+
+    started = time.perf_counter()
+    prune_config = dc.compression_config()
+    one_shot = accuracy(compress(base, prune_config))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(dc.seed)
+        model = prune_phase(base, data, prune_config, dc.prune_finetune(), tracker)
+    report.stages.append(_measure("prune", model, data, dense, one_shot, started))
+
+    started = time.perf_counter()
+    record = get_record(model)
+    record.config = dc.compression_config(dc.fc_bits)
+    bits = layer_bits(model, dc)
+    quantize_layers_(model, record, bits, "kmeans", per_channel=False)
+    one_shot = accuracy(model)
+    if dc.centroid_epochs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(dc.seed)
+            train_centroids_(
+                model, record, list(bits), data, record.config, dc.centroid_finetune(), tracker
+            )
+    report.stages.append(_measure("quantize", model, data, dense, one_shot, started))
+
+    started = time.perf_counter()
+    record.config = dc.compression_config(dc.fc_bits, huffman=True)
+    restored = load_compressed(export(model))  # the last stage is scored from its artifact
+    report.stages.append(_measure("huffman", restored, data, dense, None, started))
+    return model.eval(), report
+
+
+def as_result(base: nn.Module, model: nn.Module, data, dc: DeepCompressionConfig, subset=None):
+    """The final model as a ``Result`` (a row like any other, marked fine-tuned)."""
+    from .api import evaluate_compressed
+
+    result = evaluate_compressed(base, model, data, subset)
+    result.finetune = {"deep_compression": dc.to_dict()}
+    result.label = f"Deep Compression · {dc.label()}"
+    return result
+
+
+# --- a disk cache, written only when a run has finished -----------------------------------
+
+
+def cache_paths(base, data, dc, cache_dir=None) -> tuple[Path, Path]:
+    """(artifact, report) files for (base weights, data set, settings)."""
+    from .data import cache_root
+
+    key = json.dumps(
+        {"base": base_hash(base), "dataset": data.name, "dc": dc.key(), "version": CACHE_VERSION},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    stem = Path(cache_dir or cache_root()) / "deep-compression"
+    stem = stem / f"{base.slimscope_spec.name}-{data.name}-{digest}"
+    return stem.with_suffix(".slim"), stem.with_suffix(".json")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _load_cached(slim: Path, meta: Path):
+    """The cached (model, report), or None when absent, unreadable or inconsistent."""
+    if not (slim.is_file() and meta.is_file()):
+        return None
+    try:
+        report = DeepCompressionReport.from_dict(json.loads(meta.read_text()))
+        blob = slim.read_bytes()
+        if len(blob) != report.final.artifact_bytes:
+            raise ArtifactError("its length differs from the report's")
+        return load_compressed(blob), report
+    except (ArtifactError, OSError, ValueError, KeyError, TypeError) as e:
+        warnings.warn(
+            f"cached Deep Compression run {meta} is unusable ({e}); rerunning", stacklevel=3
+        )
+        return None
+
+
+def get_deep_compression(base, data, dc, cache_dir=None, progress=None, should_stop=None):
+    """``deep_compression``, remembered on disk; a cancelled run leaves nothing behind.
+
+    The artifact is written first and the report last, both atomically (temp file,
+    then rename): a report on disk means its artifact is complete.
+    """
+    slim, meta = cache_paths(base, data, dc, cache_dir)
+    cached = _load_cached(slim, meta)
+    if cached is not None:
+        return cached
+    model, report = deep_compression(base, data, dc, progress, should_stop)
+    try:
+        slim.parent.mkdir(parents=True, exist_ok=True)
+        export(model, slim)
+        _write_text_atomic(meta, json.dumps(report.to_dict(), indent=1))
+    except OSError as e:
+        warnings.warn(f"could not cache the run in {slim.parent} ({e})", stacklevel=2)
+    return model, report
+
+
+def format_report(report: DeepCompressionReport) -> str:
+    """The stages as a text table, with the paper's ratios beside ours where it has them."""
+    paper = PAPER.get(report.model)
+    base = report.baseline.accuracy
+    lines = [
+        f"Deep Compression of {report.model} on {report.dataset}",
+        f"{'stage':<44}{'accuracy':>9}{'Δ pp':>7}{'bytes':>12}{'ratio':>8}{'paper':>7}",
+    ]
+    for s in report.stages:
+        ratio = paper.ratios.get(s.name) if paper else None
+        theirs = f"{ratio:.0f}×" if ratio else ""
+        lines.append(
+            f"{s.title:<44}{s.accuracy:>9.2%}{100 * (s.accuracy - base):>+7.2f}"
+            f"{s.artifact_bytes:>12,}{s.ratio:>7.1f}×{theirs:>7}"
+        )
+    if paper:
+        lines.append(
+            f"paper ({paper.network}, MNIST, {paper.bits}): error {paper.error_before:.2f} % -> "
+            f"{paper.error_after:.2f} %, {paper.dense_bytes / 1000:.0f} KB -> "
+            f"{paper.dense_bytes / paper.ratios['huffman'] / 1000:.0f} KB"
+        )
+    return "\n".join(lines)

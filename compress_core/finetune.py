@@ -1,0 +1,658 @@
+"""Recovering accuracy: retrain after pruning, prune iteratively, and quantization-aware training.
+
+One-shot compression shows how fragile a model is; deployments retrain. ``finetune``
+is ``compress`` with training in between, and returns the same kind of model: a
+copy whose weights hold the pruned and dequantized values, with a record that
+describes them exactly (so ``export`` writes it and the artifact reads back bit
+for bit). Three phases, each optional:
+
+1. **Prune and retrain** (Han et al. 2015): ``epochs`` of training with the mask
+   held (the forward masks the weight, so pruned weights get no gradient, and the
+   mask is re-applied after every optimiser step, so Adam's momentum cannot revive
+   them). With ``prune_steps > 1`` the sparsity rises along Zhu & Gupta's cubic
+   schedule during the first ``ramp`` of the retraining, masks only ever growing.
+2. **Quantize** the retrained weights with the engine's quantizer.
+3. **Quantization-aware training** for ``qat_epochs``: uniform and symmetric train
+   float shadow weights through a fake-quantized forward with a straight-through
+   estimator, then quantize them for good; k-means keeps every weight's code and
+   trains the shared centroids instead (the gradient of a centroid is the sum of
+   its weights' gradients, as in Deep Compression). Activations, when quantized,
+   are fake-quantized in the forward too, and recalibrated at the end.
+
+Example:
+    >>> small = finetune(base, data, CompressionConfig(prune_rate=0.9, bits=4),
+    ...                  FinetuneConfig(epochs=2, prune_steps=3, qat_epochs=1))
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .api import Result, base_hash, calibration_batches, check_finite, evaluate_compressed
+from .config import FLOAT_BITS, CompressionConfig, ConfigError
+from .layers import select_layers
+from .prune import SCORERS, _keep_mask, apply_masks_
+from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from .record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
+from .train import TrainingCancelled, accuracy, recalibrate_bn_
+
+CACHE_VERSION = 1  # bump when a change to fine-tuning makes cached models wrong
+VAL_IMAGES = 2000  # validation images scored at the end of each epoch, for the progress bar
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How to recover accuracy after compressing.
+
+    Example:
+        >>> FinetuneConfig(epochs=3, prune_steps=4, qat_epochs=1)
+    """
+
+    epochs: int = 2  # retraining epochs after pruning, mask held fixed; 0 = one-shot pruning
+    prune_steps: int = 1  # prune in this many steps up to the target while retraining (cubic)
+    qat_epochs: int = 0  # quantization-aware epochs after quantizing (k-means: centroids); 0 = PTQ
+    lr: float = 5e-4  # Adam learning rate at the start of each phase, cosine-decayed to 0
+    ramp: float = 0.5  # share of the retraining over which iterative pruning reaches the target
+    batch_size: int = 128  # training batch size
+    seed: int = 0  # batch order and random initialisations
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 0), ("prune_steps", 1), ("qat_epochs", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1000:
+                allowed = f"a whole number from {low} to 1000"
+                raise ConfigError(f"{name} must be {allowed}; got {value!r}")
+        if self.prune_steps > 1 and self.epochs == 0:
+            raise ConfigError(
+                "iterative pruning retrains between steps: set epochs >= 1, or prune_steps = 1"
+            )
+        for name, low, high in (("lr", 0.0, 1.0), ("ramp", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number; got {value!r}")
+            if not low < value <= high:
+                raise ConfigError(f"{name} must be above {low} and at most {high}; got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise ConfigError(f"batch_size must be a whole number; got {self.batch_size!r}")
+        if not 2 <= self.batch_size <= 65536:
+            raise ConfigError(f"batch_size must be from 2 to 65536; got {self.batch_size}")
+
+    @property
+    def trains(self) -> bool:
+        return self.epochs + self.qat_epochs > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - known:
+            raise ConfigError(f"unknown fine-tune keys {sorted(set(d) - known)}; known: {known}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """A stable string identifying these settings (a cache key)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def label(self) -> str:
+        """A short human label, e.g. 'retrained 2 ep (3 steps) · QAT 1 ep'."""
+        parts = []
+        if self.epochs:
+            steps = f" ({self.prune_steps} steps)" if self.prune_steps > 1 else ""
+            parts.append(f"retrained {self.epochs} ep{steps}")
+        if self.qat_epochs:
+            parts.append(f"QAT {self.qat_epochs} ep")
+        return " · ".join(parts) or "one-shot"
+
+
+@dataclass(frozen=True)
+class FinetuneProgress:
+    """Where a recovery run is; sent every few steps and at the end of each epoch."""
+
+    stage: str  # "prune" (retraining), "qat" (fake-quant STE) or "centroids" (k-means)
+    epoch: int  # 1-based, within the stage
+    epochs: int  # epochs in the stage
+    step: int  # 1-based within the epoch
+    steps: int  # steps per epoch
+    loss: float  # mean training loss so far this epoch
+    accuracy: float  # running training accuracy so far this epoch, 0..1
+    sparsity: float  # share of the compressed layers' weights that are pruned now
+    fraction: float  # of the whole run (all stages), 0..1
+    val_accuracy: float | None = None  # on a fixed validation subset, at the end of each epoch
+
+
+@dataclass
+class Tracker:
+    """Reports progress across stages and checks for a stop request."""
+
+    progress: Callable[[FinetuneProgress], None] | None
+    should_stop: Callable[[], bool] | None
+    total_epochs: int
+    done_epochs: int = 0
+
+    def check(self, where: str) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise TrainingCancelled(f"fine-tuning stopped {where}; nothing was kept")
+
+
+def prune_schedule(target: float, steps: int) -> list[float]:
+    """Zhu & Gupta's gradual schedule: sparsity after each of ``steps`` pruning steps.
+
+    Example:
+        >>> [round(s, 3) for s in prune_schedule(0.9, 3)]
+        [0.633, 0.867, 0.9]
+    """
+    return [target * (1 - (1 - k / steps) ** 3) for k in range(1, steps + 1)]
+
+
+def nested_masks(
+    weights: dict[str, torch.Tensor],
+    previous: dict[str, torch.Tensor] | None,
+    rate: float,
+    method: str,
+    scope: str,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Keep-masks at ``rate`` that never revive a weight ``previous`` pruned.
+
+    Without ``previous`` they equal ``prune.unstructured_masks`` (same scores, same ties).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    scores = {n: SCORERS[method](w.detach(), generator) for n, w in weights.items()}
+    if previous:  # scores are >= 0: pruned weights rank below every kept one
+        scores = {n: s.masked_fill(~previous[n], -1.0) for n, s in scores.items()}
+    if scope == "layer":
+        return {n: _keep_mask(s, rate) for n, s in scores.items()}
+    keep = _keep_mask(torch.cat([s.reshape(-1) for s in scores.values()]), rate)
+    parts = keep.split([s.numel() for s in scores.values()])
+    return {n: p.view_as(s) for (n, s), p in zip(scores.items(), parts, strict=True)}
+
+
+# --- the training loop ----------------------------------------------------------------
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    batches = torch.randperm(n, generator=generator).split(batch_size)
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches = batches[:-1]  # BatchNorm cannot train on a batch of one
+    return batches
+
+
+def _fit(model, params, data, epochs, ft, stage, tracker, before_step=None, after_step=None):
+    """Train ``params`` of ``model`` in place: Adam, learning rate cosine-decayed to 0.
+
+    ``before_step(t, total)`` runs before optimiser step t (pruning events);
+    ``after_step()`` after it (re-applying masks).
+    """
+    n = len(data.train_y)
+    steps = math.ceil(n / ft.batch_size) - (n % ft.batch_size == 1 and n > ft.batch_size)
+    opt = torch.optim.Adam(params, lr=ft.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_cosine, total=epochs * steps))
+    generator = torch.Generator().manual_seed(ft.seed + 7919 * tracker.done_epochs)
+    hooks = (before_step, after_step)
+    for epoch in range(1, epochs + 1):
+        batches = _batches(n, ft.batch_size, generator)
+        _epoch(model, data, (opt, sched), batches, (stage, epoch, epochs), tracker, hooks)
+        tracker.done_epochs += 1
+    model.eval()
+
+
+def _epoch(model, data, optim, batches, where, tracker, hooks) -> None:
+    (opt, sched), (stage, epoch, epochs), (before_step, after_step) = optim, where, hooks
+    model.train()
+    steps, total = len(batches), epochs * len(batches)
+    every = max(1, steps // 20)
+    loss_sum, hits, seen = 0.0, 0, 0
+    for step, idx in enumerate(batches, start=1):
+        tracker.check(f"in {stage} epoch {epoch}, step {step}")
+        if before_step is not None:
+            before_step((epoch - 1) * steps + step - 1, total)
+        x, y = data.train_x[idx], data.train_y[idx]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if after_step is not None:
+            after_step()
+        loss_sum += loss.item() * len(y)
+        hits += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        if step % every == 0 and step < steps:
+            _report(
+                model,
+                data,
+                tracker,
+                (stage, epoch, epochs, step, steps),
+                loss_sum / seen,
+                hits / seen,
+            )
+    recalibrate_bn_(model, data.train_x)
+    _report(
+        model, data, tracker, (stage, epoch, epochs, steps, steps), loss_sum / seen, hits / seen
+    )
+
+
+def _cosine(t: int, total: int) -> float:
+    return 0.5 * (1 + math.cos(math.pi * t / total))
+
+
+def _report(model, data, tracker, where, loss, acc) -> None:
+    if tracker.progress is None:
+        return
+    stage, epoch, epochs, step, steps = where
+    val = None
+    if step == steps:  # the end of an epoch
+        val = accuracy(model, data.val_x[:VAL_IMAGES], data.val_y[:VAL_IMAGES])
+    fraction = (tracker.done_epochs + step / steps) / max(tracker.total_epochs, 1)
+    tracker.progress(
+        FinetuneProgress(
+            stage, epoch, epochs, step, steps, loss, acc, _sparsity(model), fraction, val
+        )
+    )
+
+
+def _sparsity(model: nn.Module) -> float:
+    record = get_record(model)
+    layers = [] if record is None else record.layers.values()
+    masks = [layer.mask for layer in layers if layer.mask is not None]
+    total = sum(m.numel() for m in masks)
+    return 1 - sum(int(m.sum()) for m in masks) / total if total else 0.0
+
+
+# --- weight parametrizations: what the forward sees while training -------------------------
+
+
+class _Masked(nn.Module):
+    """weight -> weight with the pruned entries zeroed, so they get no gradient either."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w.masked_fill(~self.mask, 0.0)
+
+
+class _FakeQuant(nn.Module):
+    """weight -> the engine's quantized value in the forward, identity in the backward (STE)."""
+
+    def __init__(self, mask: torch.Tensor | None, bits: int, method: str, per_channel: bool):
+        super().__init__()
+        self.mask, self.bits, self.method, self.per_channel = mask, bits, method, per_channel
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None:
+            w = w.masked_fill(~self.mask, 0.0)
+        q = quantize_tensor(w.detach(), self.mask, self.bits, self.method, self.per_channel)
+        target = materialize(w.shape, LayerRecord(self.mask, q), None)
+        return w + (target - w).detach()
+
+
+class _SharedWeights(nn.Module):
+    """weight -> codebook[code] at each kept position: the codebook is what trains.
+
+    Autograd's scatter of ``codebook[groups, codes]`` sums the gradients of all
+    weights sharing a centroid into it: Deep Compression's centroid update.
+    """
+
+    def __init__(self, layer: LayerRecord, numel: int):
+        super().__init__()
+        q = layer.quant
+        self.codebook = nn.Parameter(q.codebook.detach().clone())
+        self.codes, self.groups = q.codes, q.groups
+        mask = layer.mask
+        kept = torch.arange(numel) if mask is None else mask.reshape(-1).nonzero().view(-1)
+        self.positions = kept
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        values = self.codebook[self.groups, self.codes]
+        return w.new_zeros(w.numel()).scatter(0, self.positions, values).view_as(w)
+
+
+class _parametrized:
+    """Context: the named layers' weights computed by the given parametrizations.
+
+    Yields the raw ("original") weight of each; on exit the raw weights are put back.
+    """
+
+    def __init__(self, model: nn.Module, parts: dict[str, nn.Module]):
+        self.modules = dict(model.named_modules())
+        self.parts = parts
+
+    def __enter__(self) -> dict[str, nn.Parameter]:
+        self.order = {n: list(self.modules[n]._parameters) for n in self.parts}
+        for name, part in self.parts.items():
+            parametrize.register_parametrization(self.modules[name], "weight", part)
+        return {n: self.modules[n].parametrizations.weight.original for n in self.parts}
+
+    def __exit__(self, *exc) -> None:
+        for name, order in self.order.items():
+            module = self.modules[name]
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+            # Removal re-adds ``weight`` after ``bias``; the artifact needs the model's order.
+            params = dict(module._parameters)
+            module._parameters.clear()
+            module._parameters.update((k, params[k]) for k in order)
+
+
+class _ActivationSTE:
+    """Input fake-quant with a straight-through gradient (the engine's hook has none)."""
+
+    def __init__(self, bits: int, scale: float, zero_point: int):
+        self.bits, self.scale, self.zero_point = bits, scale, zero_point
+
+    def __call__(self, module: nn.Module, inputs: tuple) -> tuple:
+        x = inputs[0]
+        q = torch.clamp(torch.round(x / self.scale) + self.zero_point, 0, 2**self.bits - 1)
+        return (x + ((q - self.zero_point) * self.scale - x).detach(),) + tuple(inputs[1:])
+
+
+class _activation_ste:
+    """Context: fake-quantize the inputs of the compressed layers while training, if asked."""
+
+    def __init__(self, model: nn.Module, data, config: CompressionConfig):
+        self.model, self.data, self.config, self.handles = model, data, config, []
+
+    def __enter__(self) -> None:
+        if self.config.act_bits == FLOAT_BITS:
+            return
+        names = select_layers(self.model, self.config)[0]
+        params = calibrate_activations(
+            self.model,
+            names,
+            calibration_batches(self.data),
+            self.config.act_bits,
+            self.config.act_calibration,
+        )
+        modules = dict(self.model.named_modules())
+        for name, p in params.items():
+            hook = _ActivationSTE(p["bits"], p["scale"], p["zero_point"])
+            self.handles.append(modules[name].register_forward_pre_hook(hook))
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+# --- the phases -----------------------------------------------------------------------------
+
+
+def _reapply(originals: dict[str, nn.Parameter], masks: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, mask in masks.items():
+            originals[name].masked_fill_(~mask, 0.0)
+
+
+def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
+    """Prune the named layers (in ``ft.prune_steps`` steps) and retrain with masks held."""
+    modules = dict(model.named_modules())
+    rates = prune_schedule(config.prune_rate, ft.prune_steps)
+    weights = {n: modules[n].weight for n in names}
+    masks = nested_masks(weights, None, rates[0], config.prune_method, config.scope, config.seed)
+    apply_masks_(model, masks)
+    record.layers = {n: LayerRecord(mask=m) for n, m in masks.items()}
+    if ft.epochs == 0:
+        return
+    parts = {n: _Masked(m) for n, m in masks.items()}
+    done = [1]  # pruning steps taken
+
+    def before_step(t: int, total: int) -> None:
+        k = done[0]
+        if k < len(rates) and t >= k * ft.ramp * total / len(rates):
+            new = nested_masks(
+                originals, masks, rates[k], config.prune_method, config.scope, config.seed
+            )
+            masks.update(new)
+            for n, m in new.items():
+                parts[n].mask = record.layers[n].mask = m
+            _reapply(originals, masks)
+            done[0] += 1
+
+    with _parametrized(model, parts) as originals:
+        _fit(
+            model,
+            list(model.parameters()),
+            data,
+            ft.epochs,
+            ft,
+            "prune",
+            tracker,
+            before_step,
+            lambda: _reapply(originals, masks),
+        )
+    apply_masks_(model, masks)  # +0.0 everywhere pruned
+
+
+def prune_phase(base, data, config, ft, tracker) -> nn.Module:
+    """A float copy of ``base``: pruned as ``config`` says and retrained for ``ft.epochs``."""
+    from .api import compress
+
+    if config.prune_rate == 0 or config.structured:
+        model = compress(base, config)  # channels physically removed: nothing to hold
+        if config.prune_rate > 0 and ft.epochs:
+            _fit(model, list(model.parameters()), data, ft.epochs, ft, "prune", tracker)
+        return model
+    model = copy.deepcopy(base).eval()
+    names, skipped = select_layers(model, config)
+    record = CompressionRecord(config=config, skipped=skipped)
+    setattr(model, RECORD_ATTR, record)
+    if names:
+        _retrain_masked_(model, record, names, data, config, ft, tracker)
+    empty = [n for n, layer in record.layers.items() if not layer.mask.any()]
+    if empty:
+        record.warnings.append(
+            f"{', '.join(empty)} lost every weight: its output no longer depends on its input "
+            "(only the bias is left)"
+        )
+    return model
+
+
+def quantize_layers_(
+    model: nn.Module,
+    record: CompressionRecord,
+    bits: dict[str, int],
+    method: str,
+    per_channel: bool,
+) -> None:
+    """Quantize each named layer's kept weights to its bit width; weights := decoded codes."""
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, b in bits.items():
+            layer = record.layers.setdefault(name, LayerRecord())
+            w = modules[name].weight
+            layer.quant = quantize_tensor(w, layer.mask, b, method, per_channel)
+            w.copy_(materialize(w.shape, layer, None))
+
+
+def train_ste_(model, record, bits, method, per_channel, data, config, ft, tracker) -> None:
+    """Quantization-aware training of float shadow weights; quantize them afterwards."""
+    masks = {n: record.layers[n].mask for n in bits if n in record.layers}
+    masks = {n: m for n, m in masks.items() if m is not None}
+    parts = {n: _FakeQuant(masks.get(n), b, method, per_channel) for n, b in bits.items()}
+    with _parametrized(model, parts) as originals, _activation_ste(model, data, config):
+        _fit(
+            model,
+            list(model.parameters()),
+            data,
+            ft.qat_epochs,
+            ft,
+            "qat",
+            tracker,
+            after_step=lambda: _reapply(originals, masks),
+        )
+    apply_masks_(model, masks)
+
+
+def train_centroids_(model, record, names, data, config, ft, tracker) -> None:
+    """Fine-tune the shared k-means centroids with every code fixed; weights := new decode."""
+    modules = dict(model.named_modules())
+    parts = {n: _SharedWeights(record.layers[n], modules[n].weight.numel()) for n in names}
+    with _parametrized(model, parts) as originals:
+        for p in originals.values():
+            p.requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        with _activation_ste(model, data, config):
+            _fit(model, params, data, ft.qat_epochs, ft, "centroids", tracker)
+    with torch.no_grad():
+        for n, part in parts.items():
+            layer, w = record.layers[n], modules[n].weight
+            layer.quant.codebook = part.codebook.detach().clone().contiguous()
+            w.requires_grad_(True)
+            w.copy_(materialize(w.shape, layer, None))
+
+
+def quantize_phase_(model, record, bits, data, config, ft, tracker) -> None:
+    """Quantize with ``config.quant`` at per-layer ``bits``, quantization-aware when asked."""
+    per_channel = config.granularity == "per_channel"
+    if ft.qat_epochs and config.quant != "kmeans":
+        train_ste_(model, record, bits, config.quant, per_channel, data, config, ft, tracker)
+    quantize_layers_(model, record, bits, config.quant, per_channel)
+    if ft.qat_epochs and config.quant == "kmeans":
+        train_centroids_(model, record, list(bits), data, config, ft, tracker)
+
+
+def calibrate_(model: nn.Module, record: CompressionRecord, data, config) -> None:
+    """Calibrate and install activation fake-quant on the final weights, as ``compress`` does."""
+    names = select_layers(model, config)[0]
+    if config.act_bits == FLOAT_BITS or not names:
+        return
+    record.activations = calibrate_activations(
+        model, names, calibration_batches(data), config.act_bits, config.act_calibration
+    )
+    install_activation_quant(model, record.activations)
+
+
+# --- the public verbs -----------------------------------------------------------------------
+
+
+def planned_epochs(config: CompressionConfig, ft: FinetuneConfig) -> int:
+    """Epochs a run will train: retraining only when something is pruned, QAT when quantized."""
+    return ft.epochs * (config.prune_rate > 0) + ft.qat_epochs * config.quantized
+
+
+def finetune(
+    base: nn.Module,
+    data,
+    config: CompressionConfig,
+    ft: FinetuneConfig,
+    progress: Callable[[FinetuneProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """A compressed copy of ``base`` (never changed) with accuracy recovered by training.
+
+    Like ``compress``: the copy's weights are the decoded record, so ``export``
+    writes it. With ``FinetuneConfig(epochs=0, qat_epochs=0)`` it equals
+    ``compress(base, config)``. ``should_stop()`` returning True raises
+    ``TrainingCancelled`` at the next step.
+
+    Example:
+        >>> small = finetune(base, data, CompressionConfig(prune_rate=0.9), FinetuneConfig(3))
+    """
+    if config.structured and ft.prune_steps > 1:
+        raise ConfigError(
+            "iterative pruning (prune_steps > 1) needs magnitude or random pruning; "
+            "channel pruning runs in one step"
+        )
+    check_finite(base, "base model")
+    tracker = Tracker(progress, should_stop, planned_epochs(config, ft))
+    float_config = dataclasses.replace(config, bits=FLOAT_BITS, act_bits=FLOAT_BITS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ft.seed)
+        model = prune_phase(base, data, float_config, ft, tracker)
+        record = get_record(model)
+        record.config = config
+        if config.quantized:
+            names = select_layers(model, config)[0]
+            quantize_phase_(
+                model, record, {n: config.bits for n in names}, data, config, ft, tracker
+            )
+        calibrate_(model, record, data, config)
+    check_finite(model, "fine-tuned model")
+    return model.eval()
+
+
+def finetuned_path(base, data, config, ft, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the fine-tuned artifact for (base weights, data set, config, ft) is cached."""
+    from .data import cache_root
+
+    spec = base.slimscope_spec
+    key = {
+        "base": base_hash(base),
+        "dataset": data.name,
+        "config": config.key(),
+        "finetune": ft.key(),
+        "version": CACHE_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    folder = Path(cache_dir) if cache_dir else cache_root()
+    return folder / "finetuned" / f"{spec.name}-{data.name}-{digest}.slim"
+
+
+def get_finetuned(
+    base, data, config, ft, cache_dir=None, progress=None, should_stop=None
+) -> nn.Module:
+    """``finetune``, remembered on disk: a cached artifact is loaded, else trained and saved.
+
+    The artifact is written atomically (temp file, then rename) only once training
+    has finished, so a cancelled run leaves nothing under the final name.
+    """
+    import warnings
+
+    from .artifact import ArtifactError, export, load_compressed
+
+    path = finetuned_path(base, data, config, ft, cache_dir)
+    if path.is_file():
+        try:
+            return load_compressed(path)
+        except (ArtifactError, OSError) as e:
+            warnings.warn(
+                f"cached fine-tuned model {path} is unreadable ({e}); retraining", stacklevel=2
+            )
+    model = finetune(base, data, config, ft, progress, should_stop)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export(model, path)
+    except OSError as e:
+        warnings.warn(f"could not cache the fine-tuned model in {path.parent} ({e})", stacklevel=2)
+    return model
+
+
+def run_finetuned(
+    base, data, config, ft, subset=None, cache_dir=None, progress=None, should_stop=None
+) -> Result:
+    """Fine-tune (or load the cached result of doing so), evaluate and measure: a ``Result``.
+
+    ``result.finetune`` holds the settings, so its row is marked ``finetuned``.
+
+    Example:
+        >>> r = run_finetuned(base, data, CompressionConfig(prune_rate=0.9), FinetuneConfig(2))
+        >>> r.to_row()["finetuned"]
+        True
+    """
+    import time
+
+    started = time.perf_counter()
+    model = get_finetuned(base, data, config, ft, cache_dir, progress, should_stop)
+    result = evaluate_compressed(base, model, data, subset, started)
+    result.finetune = ft.to_dict()
+    result.label = f"{config.label()} · {ft.label()}"
+    return result
