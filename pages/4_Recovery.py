@@ -279,7 +279,7 @@ def dc_controls(model: str) -> DeepCompressionConfig:
     base = preset(model)
     return dataclasses.replace(
         base,
-        prune_rate=1 - keep / 100,
+        prune_rate=(100 - keep) / 100,  # not 1 - keep / 100: 1 - 0.07 is 0.9299999...
         conv_bits=conv,
         fc_bits=fc,
         prune_steps=steps,
