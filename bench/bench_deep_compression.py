@@ -11,7 +11,7 @@ Target: an artifact at least 40x smaller with at most 0.5 pp accuracy loss, for 
 models; the whole script within 15 minutes on 2 CPU cores.
 
 Run: python bench/bench_deep_compression.py [--data fashion-mnist,mnist]
-     [--models mlp,lenet5-caffe] [--quick]
+     [--models mlp,lenet5-caffe] [--prune-rate 0.92] [--quick]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from compress_core.deep_compression import (  # noqa: E402
     format_report,
     preset,
 )
-from compress_core.train import get_baseline  # noqa: E402
+from compress_core.train import baseline_info, get_baseline  # noqa: E402
 
 TARGET_RATIO = 40.0
 MAX_LOSS_PP = 0.5
@@ -65,11 +65,13 @@ def show_epoch(p) -> None:
         )
 
 
-def bench_one(model_name: str, dataset: str, quick: bool) -> dict:
+def bench_one(model_name: str, dataset: str, quick: bool, prune_rate: float | None) -> dict:
     started = time.perf_counter()
     base, data = get_baseline(model_name, dataset)
     baseline_s = time.perf_counter() - started
     overrides = dict(prune_epochs=1, centroid_epochs=1, prune_steps=1) if quick else {}
+    if prune_rate is not None:
+        overrides["prune_rate"] = prune_rate
     dc = preset(model_name, **overrides)
     print(f"\n{model_name} on {dataset}: {dc.label()} (baseline ready in {baseline_s:.0f} s)")
     started = time.perf_counter()
@@ -81,18 +83,35 @@ def bench_one(model_name: str, dataset: str, quick: bool) -> dict:
     print(format_report(report))
     final, base_stage = report.final, report.baseline
     loss_pp = 100 * (base_stage.accuracy - final.accuracy)
-    ok = final.ratio >= TARGET_RATIO and loss_pp <= MAX_LOSS_PP
+    # The retraining is extra training: a dense model trained as many epochs in all is the
+    # fairer reference, so it is reported (and held to the same target) too.
+    epochs = baseline_info(base)["epochs"] + dc.prune_epochs + dc.centroid_epochs
+    started = time.perf_counter()
+    longer = baseline_info(get_baseline(model_name, dataset, epochs=epochs)[0])
+    baseline_s += time.perf_counter() - started
+    long_loss_pp = 100 * (longer["test_accuracy"] - final.accuracy)
+    ok = final.ratio >= TARGET_RATIO and max(loss_pp, long_loss_pp) <= MAX_LOSS_PP
     print(
-        f"  target >= {TARGET_RATIO:.0f}x and <= {MAX_LOSS_PP} pp loss: {final.ratio:.1f}x, "
-        f"{-loss_pp:+.2f} pp -> {'PASS' if ok else 'FAIL'}   ({pipeline_s:.0f} s)"
+        f"  dense, trained {epochs} epochs like the compressed one: "
+        f"{longer['test_accuracy']:.2%} ({-long_loss_pp:+.2f} pp for the compressed model)\n"
+        f"  target >= {TARGET_RATIO:.0f}x and <= {MAX_LOSS_PP} pp loss against both: "
+        f"{final.ratio:.1f}x, {-loss_pp:+.2f} / {-long_loss_pp:+.2f} pp -> "
+        f"{'PASS' if ok else 'FAIL'}   ({pipeline_s:.0f} s)"
     )
-    return {"report": report, "ok": ok, "seconds": pipeline_s, "baseline_s": baseline_s}
+    return {
+        "report": report,
+        "ok": ok,
+        "seconds": pipeline_s,
+        "baseline_s": baseline_s,
+        "longer": (epochs, longer["test_accuracy"]),
+    }
 
 
 def markdown(rows: list[dict]) -> str:
     head = (
-        "| model | data | baseline acc | compressed acc | fp32 bytes | pruned (ratio) "
-        "| + k-means (ratio) | + Huffman (ratio) | paper |\n|---|---|---|---|---|---|---|---|---|"
+        "| model | data | baseline acc | dense, trained as long | compressed acc | fp32 bytes "
+        "| pruned (ratio) | + k-means (ratio) | + Huffman (ratio) | paper |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for row in rows:
@@ -106,7 +125,8 @@ def markdown(rows: list[dict]) -> str:
             else ""
         )
         lines.append(
-            f"| {r.model} | {r.dataset} | {b.accuracy:.2%} | {h.accuracy:.2%} "
+            f"| {r.model} | {r.dataset} | {b.accuracy:.2%} "
+            f"| {row['longer'][1]:.2%} ({row['longer'][0]} epochs) | {h.accuracy:.2%} "
             f"({100 * (h.accuracy - b.accuracy):+.2f} pp) | {b.dense_bytes:,} "
             f"| {p.artifact_bytes:,} ({p.ratio:.1f}x) | {q.artifact_bytes:,} ({q.ratio:.1f}x) "
             f"| {h.artifact_bytes:,} ({h.ratio:.1f}x) | {theirs} |"
@@ -119,6 +139,7 @@ def main() -> int:
     ap.add_argument("--data", default="fashion-mnist,mnist", help="comma-separated data sets")
     ap.add_argument("--models", default="mlp,lenet5-caffe", help="comma-separated models")
     ap.add_argument("--quick", action="store_true", help="1 epoch per stage: a smoke test")
+    ap.add_argument("--prune-rate", type=float, help="share of weights removed (preset: 0.93)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     started = time.perf_counter()
@@ -129,7 +150,7 @@ def main() -> int:
             print(f"\n{dataset}: not present, skipped ({status.get(dataset, 'unknown data set')})")
             continue
         for model_name in args.models.split(","):
-            rows.append(bench_one(model_name, dataset, args.quick))
+            rows.append(bench_one(model_name, dataset, args.quick, args.prune_rate))
     total = time.perf_counter() - started
     training = sum(r["baseline_s"] for r in rows)
     print(f"\n{markdown(rows)}\n" if rows else "\nnothing was run")
