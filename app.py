@@ -14,37 +14,10 @@ import streamlit as st
 
 from compress_core.api import CompressionError
 from compress_core.config import ConfigError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, metrics, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
-
-
-def show_metrics(r) -> None:
-    a, b, c, d = st.columns(4)
-    a.metric(
-        "Test accuracy",
-        f"{r.accuracy:.2%}",
-        f"{r.delta_pp:+.2f} pp",
-        help=f"Baseline {r.baseline_accuracy:.2%} on {r.eval_images:,} test images.",
-    )
-    b.metric(
-        "Non-zero parameters",
-        f"{r.nonzero_params:,}",
-        f"{r.nonzero_params / r.baseline_params - 1:+.1%}",
-        delta_color="inverse",
-        help=f"Of {r.total_params:,} stored ({r.baseline_params:,} in the baseline).",
-    )
-    c.metric(
-        "Compressed size",
-        human_bytes(r.artifact_bytes),
-        f"{r.artifact_bytes / r.dense_bytes - 1:+.1%}",
-        delta_color="inverse",
-        help=f"The exported artifact's exact length; fp32 is {human_bytes(r.dense_bytes)}.",
-    )
-    d.metric("Compression ratio", f"{r.ratio:.1f}×", help="fp32 bytes / artifact bytes.")
-    for w in r.warnings:
-        st.warning(w, icon="⚠️")
 
 
 def history_frame() -> pd.DataFrame:
@@ -159,7 +132,7 @@ def explore() -> None:
     controls.to_url(config)
     row = r.to_row()
     st.session_state.history[(p.model, p.dataset, p.epochs, p.subset, row["key"])] = row
-    show_metrics(r)
+    metrics.show(r)
     tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
     with tabs[0]:
         show_tradeoff(r, row["key"])

@@ -13,16 +13,14 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.api import CompressionError
-from compress_core.config import FLOAT_BITS, PRUNE_METHODS, QUANT_METHODS, ConfigError
+from compress_core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.pareto import pareto_mask
 from compress_core.sweep import GRID_BITS, GRID_RATES, method_grid
-from ui import cache, charts, pick
+from ui import cache, charts, controls, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
 
-RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent
-BITS = [*range(1, 17), FLOAT_BITS]
 LIVE_SECONDS = 0.5  # redraw the live chart at most this often
 MAX_POINTS = 600  # a bigger grid would keep a shared 2-core server busy for many minutes
 TABLE = [
@@ -41,29 +39,10 @@ TABLE = [
 ]
 
 
-def bits_label(b: int) -> str:
-    return "float" if b == FLOAT_BITS else f"{b}-bit"
-
-
 def grid_form(p) -> dict | None:
     """The grid chosen with multiselects; returns the job to run when submitted."""
     with st.form("sweep_form"):
-        a, b = st.columns(2)
-        rates = a.multiselect(
-            "Pruning rates (%)",
-            RATES,
-            default=[round(100 * r) for r in GRID_RATES],
-            key="sweep_rates",
-            help="Share of weights removed from each compressed layer.",
-        )
-        bits = b.multiselect(
-            "Weight bits",
-            BITS,
-            default=list(GRID_BITS),
-            key="sweep_bits",
-            format_func=bits_label,
-            help="Bits per kept weight; float leaves the weights unquantized.",
-        )
+        rates, bits = controls.grid_choices("sweep", GRID_RATES, GRID_BITS, st.columns(2))
         c, d, e = st.columns(3)
         methods = c.multiselect(
             "Pruning methods", PRUNE_METHODS, ["magnitude"], key="sweep_methods"

@@ -15,7 +15,6 @@ import streamlit as st
 
 from compress_core.api import CompressionError
 from compress_core.config import (
-    FLOAT_BITS,
     GRANULARITIES,
     PRUNE_METHODS,
     QUANT_METHODS,
@@ -25,12 +24,10 @@ from compress_core.config import (
 from compress_core.layers import weight_layers
 from compress_core.sensitivity import SENS_BITS, SENS_RATES, rank_layers, sensitivity_configs
 from compress_core.sensitivity import SensitivityPoint as Point
-from ui import cache, charts, pick
+from ui import cache, charts, controls, pick
 
 st.set_page_config(page_title="Slimscope · Sensitivity", page_icon="✂️", layout="wide")
 
-RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent
-BITS = [*range(1, 17), FLOAT_BITS]
 SPLIT_NAMES = {"val": "validation split", "test": "test split"}
 
 
@@ -40,20 +37,7 @@ def analysis_form(p, layers: list[str]) -> dict | None:
         chosen = st.multiselect(
             "Layers", layers, default=layers, key="sens_layers", help="Each is analysed alone."
         )
-        a, b = st.columns(2)
-        rates = a.multiselect(
-            "Pruning rates (%)",
-            RATES,
-            default=[round(100 * r) for r in SENS_RATES],
-            key="sens_rates",
-        )
-        bits = b.multiselect(
-            "Weight bits",
-            BITS,
-            default=list(SENS_BITS),
-            key="sens_bits",
-            format_func=lambda v: "float" if v == FLOAT_BITS else str(v),
-        )
+        rates, bits = controls.grid_choices("sens", SENS_RATES, SENS_BITS, st.columns(2))
         c, d, e, f = st.columns(4)
         method = c.selectbox("Pruning method", PRUNE_METHODS, key="sens_method")
         quant = d.selectbox("Quantizer", QUANT_METHODS, key="sens_quant")

@@ -17,20 +17,17 @@ import streamlit as st
 from compress_core.api import CompressionError
 from compress_core.budget import MAX_EVALS, OBJECTIVES, Budget, BudgetProgress
 from compress_core.config import (
-    FLOAT_BITS,
     GRANULARITIES,
     QUANT_METHODS,
     CompressionConfig,
     ConfigError,
 )
 from compress_core.sweep import GRID_BITS, GRID_RATES
-from ui import cache, charts, pick
+from ui import cache, charts, controls, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Budget", page_icon="✂️", layout="wide")
 
-RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent
-BITS = [*range(1, 17), FLOAT_BITS]
 GOALS = {"drop": "at most X pp below the baseline", "absolute": "an absolute accuracy"}
 
 
@@ -66,18 +63,11 @@ def budget_form(p) -> dict | None:
             )
             skip = e.toggle("Keep first and last layer intact", True, key="budget_skip")
             evals = f.slider("Whole-model evaluations", 5, 200, MAX_EVALS, key="budget_evals")
-            rates = st.multiselect(
-                "Rates a layer may take (%)",
-                RATES,
-                default=[round(100 * r) for r in GRID_RATES],
-                key="budget_rates",
-            )
-            bits = st.multiselect(
-                "Bit widths a layer may take",
-                BITS,
-                default=list(GRID_BITS),
-                key="budget_bits",
-                format_func=lambda v: "float" if v == FLOAT_BITS else str(v),
+            rates, bits = controls.grid_choices(
+                "budget",
+                GRID_RATES,
+                GRID_BITS,
+                labels=("Rates a layer may take (%)", "Bit widths a layer may take"),
             )
         submitted = st.form_submit_button("Search", type="primary", key="budget_submit")
     if not submitted:

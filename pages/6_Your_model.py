@@ -19,7 +19,7 @@ from compress_core.data import DATASETS, DatasetUnavailable, load_dataset
 from compress_core.imagefolder import list_image_folders
 from compress_core.models import MODELS, input_size_for
 from compress_core.upload import MAX_UPLOAD_BYTES, SAFE_EXTENSIONS, SAVE_WEIGHTS_HOWTO, UploadError
-from ui import cache, controls
+from ui import cache, controls, metrics
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Your model", page_icon="✂️", layout="wide")
@@ -90,14 +90,8 @@ def show_report(report) -> None:
 
 
 def show_result(r) -> None:
-    a, b, c, d = st.columns(4)
-    a.metric("Test accuracy", f"{r.accuracy:.2%}", f"{r.delta_pp:+.2f} pp")
-    b.metric("Non-zero parameters", f"{r.nonzero_params:,}", delta_color="inverse")
-    c.metric("Compressed size", human_bytes(r.artifact_bytes), delta_color="inverse")
-    d.metric("Compression ratio", f"{r.ratio:.1f}×")
+    metrics.show(r)
     st.caption(f"Your weights score {r.baseline_accuracy:.2%} on {r.eval_images:,} test images.")
-    for w in r.warnings:
-        st.warning(w, icon="⚠️")
     layers = pd.DataFrame(r.layers)
     skipped = layers[layers["skipped"] != ""] if "skipped" in layers else layers.iloc[:0]
     if len(skipped):

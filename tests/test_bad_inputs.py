@@ -25,14 +25,15 @@ from unittest import mock
 
 import pytest
 import torch
+from helpers import restored_registries, torch_bytes
 from torch import nn
 
 from compress_core import CompressionConfig, CompressionError, ConfigError, compress, run_on
 from compress_core.api import weights_hash
 from compress_core.artifact import ArtifactError, export, load_compressed
-from compress_core.data import DATASETS, load_dataset
+from compress_core.data import load_dataset
 from compress_core.imagefolder import ImageFolderError, register_image_folder
-from compress_core.models import MODELS, build_model
+from compress_core.models import build_model
 from compress_core.store import Store, StoreError
 from compress_core.train import get_baseline
 from compress_core.upload import UploadError, load_user_model, register_model_module
@@ -89,22 +90,12 @@ def env(digits_lenet, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad")
     (tmp / "slimscope_bad_nets.py").write_text(textwrap.dedent(NETS))
     sys.path.insert(0, str(tmp))
-    models, datasets = dict(MODELS._items), dict(DATASETS._items)
-    register_model_module("slimscope_bad_nets:Raises")
-    store = Store(tmp / "history.sqlite")
-    store.save(run_on(base, data, CompressionConfig(prune_rate=0.5)), identity={"source": "x"})
-    yield Env(base, data, tmp, store, _pt(base.state_dict()), tmp / "PWNED")
+    with restored_registries():
+        register_model_module("slimscope_bad_nets:Raises")
+        store = Store(tmp / "history.sqlite")
+        store.save(run_on(base, data, CompressionConfig(prune_rate=0.5)), identity={"source": "x"})
+        yield Env(base, data, tmp, store, torch_bytes(base.state_dict()), tmp / "PWNED")
     sys.path.remove(str(tmp))
-    MODELS._items.clear()
-    MODELS._items.update(models)
-    DATASETS._items.clear()
-    DATASETS._items.update(datasets)
-
-
-def _pt(obj, **kw) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf, **kw)
-    return buf.getvalue()
 
 
 def pipeline(
@@ -158,7 +149,9 @@ def config_case(**settings) -> Callable[[Env], str]:
 def malicious(raw: bool) -> Callable[[Env], str]:
     def run(env: Env) -> str:
         payload = (
-            pickle.dumps(Evil(env.marker), protocol=2) if raw else _pt({"w": Evil(env.marker)})
+            pickle.dumps(Evil(env.marker), protocol=2)
+            if raw
+            else torch_bytes({"w": Evil(env.marker)})
         )
         message = raises(UploadError, lambda: pipeline(env, payload, "model.pt"))
         assert not env.marker.exists(), "the malicious pickle ran"
@@ -225,7 +218,7 @@ def nan_base(env: Env) -> str:
 
 def forward_raises(env: Env) -> str:
     state = build_model("Raises", (1, 8, 8), 10).state_dict()
-    return raises(UploadError, lambda: pipeline(env, _pt(state), "r.pt", arch="Raises"))
+    return raises(UploadError, lambda: pipeline(env, torch_bytes(state), "r.pt", arch="Raises"))
 
 
 def image_folder(layout: dict[str, bytes], n: int = 3) -> Callable[[Env], str]:
@@ -312,7 +305,7 @@ class Case:
 
 
 def _state(fn: Callable[[Env], dict]) -> Callable[[Env], bytes]:
-    return lambda env: _pt(fn(env))
+    return lambda env: torch_bytes(fn(env))
 
 
 CASES = [
@@ -353,7 +346,7 @@ CASES = [
     Case("malicious-reduce-raw-pickle", malicious(raw=True), r"would run code.*posix\.system"),
     Case(
         "whole-pickled-module",
-        upload(lambda e: _pt(Unknown())),
+        upload(lambda e: torch_bytes(Unknown())),
         r"whole pickled model.*Unknown.*state_dict",
     ),
     Case(

@@ -20,12 +20,11 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import wait_healthy
 
 from compress_core import CompressionConfig, run_on
 from compress_core.store import Store
@@ -109,15 +108,7 @@ def server():
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the server did not start within 90 s")
+        wait_healthy(url)
         yield url
     finally:
         loop.call_soon_threadsafe(srv.stop)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import restored_registries, torch_bytes
 from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
 from compress_core.artifact import export, load_compressed
-from compress_core.data import DATASETS
 from compress_core.store import Store
 from compress_core.train import get_baseline
 from ui.format import human_bytes
@@ -31,12 +31,6 @@ def home(tmp_path, monkeypatch):
     """A fresh, empty result store for the pages."""
     monkeypatch.setenv("SLIMSCOPE_DATA_HOME", str(tmp_path / "data"))
     return tmp_path / "data" / "results.sqlite"
-
-
-def _pt(obj) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
 
 
 def _upload(at: AppTest, name: str, blob: bytes) -> AppTest:
@@ -59,7 +53,9 @@ def test_without_an_upload_the_page_explains_what_to_upload(home):
 def test_uploaded_weights_show_single_session_numbers_and_are_stored(home, digits_lenet):
     base, data = digits_lenet
     at = _upload(
-        AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(), "mine.pt", _pt(base.state_dict())
+        AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(),
+        "mine.pt",
+        torch_bytes(base.state_dict()),
     )
     assert not at.exception and not at.error
     assert "mine.pt" in at.success[0].value
@@ -95,14 +91,18 @@ def test_bad_uploads_are_refused_in_words_and_the_session_goes_on(home, digits_l
     nan_state["fc2.weight"][0, 0] = float("nan")
     bad = [
         ("empty.pt", b"", "is empty"),
-        ("evil.pt", _pt({"w": Evil(marker)}), "would run code"),
+        ("evil.pt", torch_bytes({"w": Evil(marker)}), "would run code"),
         ("raw.pt", pickle.dumps(Evil(marker)), "would run code"),
         ("script.pt", script.getvalue(), "TorchScript archive"),
         ("net.pt2", b"PK\x03\x04anything", "--trust-model-file"),
         ("photo.pt", b"\x89PNG\r\n\x1a\n" + bytes(64), "not a PyTorch or safetensors file"),
         ("notes.txt", b"hello", "must end in"),
-        ("nan.pt", _pt(nan_state), "NaN/Inf"),
-        ("mlp.pt", _pt(get_baseline("mlp", "digits")[0].state_dict()), "another architecture"),
+        ("nan.pt", torch_bytes(nan_state), "NaN/Inf"),
+        (
+            "mlp.pt",
+            torch_bytes(get_baseline("mlp", "digits")[0].state_dict()),
+            "another architecture",
+        ),
     ]
     at = AppTest.from_file(YOURS, default_timeout=TIMEOUT).run()
     for name, blob, message in bad:
@@ -111,7 +111,7 @@ def test_bad_uploads_are_refused_in_words_and_the_session_goes_on(home, digits_l
         assert len(at.error) == 1 and message in at.error[0].value, (name, at.error)
         assert not at.metric, name  # nothing computed from a refused file
     assert not marker.exists()
-    _upload(at, "good.pt", _pt(base.state_dict()))
+    _upload(at, "good.pt", torch_bytes(base.state_dict()))
     assert not at.exception and not at.error and _metric(at, "Test accuracy").endswith("%")
     assert {r["source"] for r in Store(home).rows()} == {"upload"}
 
@@ -119,7 +119,9 @@ def test_bad_uploads_are_refused_in_words_and_the_session_goes_on(home, digits_l
 def test_structured_pruning_lists_the_layers_it_left_alone(home, digits_lenet):
     base, _ = digits_lenet
     at = _upload(
-        AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(), "w.pt", _pt(base.state_dict())
+        AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(),
+        "w.pt",
+        torch_bytes(base.state_dict()),
     )
     at.selectbox(key="prune_method").set_value("l1-structured").run()
     assert not at.exception
@@ -135,7 +137,9 @@ def test_a_broken_store_never_breaks_the_page(tmp_path, monkeypatch, digits_lene
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         at = _upload(
-            AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(), "w.pt", _pt(base.state_dict())
+            AppTest.from_file(YOURS, default_timeout=TIMEOUT).run(),
+            "w.pt",
+            torch_bytes(base.state_dict()),
         )
         at.slider(key="prune_rate").set_value(35).run()  # a config no earlier test computed
     assert not at.exception and not at.error
@@ -149,23 +153,19 @@ def test_a_broken_store_never_breaks_the_page(tmp_path, monkeypatch, digits_lene
 def test_an_image_folder_data_set_can_be_picked_and_used(tmp_path, monkeypatch, home):
     from test_upload import make_image_folder
 
-    datasets = dict(DATASETS._items)
     root = tmp_path / "allowed"
     make_image_folder(root / "greyshades", per_class=15)
     monkeypatch.setenv("SLIMSCOPE_IMAGE_FOLDERS", str(root))
-    try:
+    with restored_registries():
         at = AppTest.from_file(YOURS, default_timeout=TIMEOUT).run()
         at.selectbox(key="byo_arch").set_value("mlp")
         at.radio(key="byo_kind").set_value("an image folder on this server").run()
         name = "folder:greyshades"
         model, _ = get_baseline("mlp", name, epochs=3, cache_dir=str(tmp_path / "cache"))
-        _upload(at, "shades.pt", _pt(model.state_dict()))
+        _upload(at, "shades.pt", torch_bytes(model.state_dict()))
         assert not at.exception and not at.error, [e.value for e in at.error]
         assert "fits **mlp** for folder:greyshades" in at.success[0].value
         assert _metric(at, "Test accuracy").endswith("%")
-    finally:
-        DATASETS._items.clear()
-        DATASETS._items.update(datasets)
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from helpers import restored_registries, torch_bytes
 from safetensors.torch import save as safetensors_bytes
 
 from compress_core import CompressionConfig, compress, run_on
 from compress_core.__main__ import main as cli
 from compress_core.api import weights_hash
 from compress_core.config import PRUNE_METHODS
-from compress_core.data import DATASETS, load_dataset
+from compress_core.data import load_dataset
 from compress_core.imagefolder import ImageFolderError, register_image_folder
 from compress_core.models import MODELS
 from compress_core.store import Store
@@ -97,28 +98,20 @@ def nets_module(tmp_path_factory):
     folder = tmp_path_factory.mktemp("operator")
     (folder / "slimscope_test_nets.py").write_text(textwrap.dedent(NETS))
     sys.path.insert(0, str(folder))
-    models, datasets = dict(MODELS._items), dict(DATASETS._items)
-    yield "slimscope_test_nets"
+    with restored_registries():
+        yield "slimscope_test_nets"
     sys.path.remove(str(folder))
-    MODELS._items.clear()
-    MODELS._items.update(models)
-    DATASETS._items.clear()
-    DATASETS._items.update(datasets)
-
-
-def _pt(state, **kw) -> bytes:
-    buf = io.BytesIO()
-    torch.save(state, buf, **kw)
-    return buf.getvalue()
 
 
 def _formats(base):
     state = base.state_dict()
     return {
-        "state_dict.pt": _pt(state),
-        "legacy.pth": _pt(state, _use_new_zipfile_serialization=False),
-        "checkpoint.pt": _pt({"epoch": 3, "model_state_dict": state, "optimizer": {"lr": 1e-3}}),
-        "dataparallel.pt": _pt({f"module.{k}": v for k, v in state.items()}),
+        "state_dict.pt": torch_bytes(state),
+        "legacy.pth": torch_bytes(state, _use_new_zipfile_serialization=False),
+        "checkpoint.pt": torch_bytes(
+            {"epoch": 3, "model_state_dict": state, "optimizer": {"lr": 1e-3}}
+        ),
+        "dataparallel.pt": torch_bytes({f"module.{k}": v for k, v in state.items()}),
         "weights.safetensors": safetensors_bytes({k: v.contiguous() for k, v in state.items()}),
     }
 
@@ -141,7 +134,9 @@ def test_every_safe_format_loads_bit_identical_weights(digits_lenet, filename):
 
 def test_an_uploaded_model_gives_the_same_result_as_the_registry_baseline(digits_lenet):
     base, data = digits_lenet
-    model, data2, _ = load_user_model(_pt(base.state_dict()), "lenet5", "digits", filename="w.pt")
+    model, data2, _ = load_user_model(
+        torch_bytes(base.state_dict()), "lenet5", "digits", filename="w.pt"
+    )
     config = CompressionConfig(prune_rate=0.7, bits=3, quant="kmeans")
     mine, ref = run_on(model, data2, config), run_on(base, data, config)
     assert (mine.accuracy, mine.artifact_bytes, mine.base_hash) == (
@@ -213,7 +208,7 @@ def _random_user_model(name: str):
     data = load_dataset("digits", 8)
     torch.manual_seed(0)
     state = MODELS[name].builder(data.in_shape, data.num_classes).state_dict()
-    model, _ = validate(read_weights(_pt(state), f"{name}.pt"), name, data)
+    model, _ = validate(read_weights(torch_bytes(state), f"{name}.pt"), name, data)
     return model, data
 
 

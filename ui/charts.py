@@ -19,6 +19,19 @@ HOVER = (
 )
 
 
+def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
+    """The Pareto front of ``df`` (its ``front`` column) as a step line over ``x``."""
+    front = df[df["front"]].sort_values(x)
+    fig.add_scatter(
+        x=front[x],
+        y=100 * front["accuracy"],
+        mode="lines",
+        name="Pareto front",
+        line=dict(color="#54A24B", width=2, shape="hv"),
+        hoverinfo="skip",
+    )
+
+
 def _settings(row: pd.Series) -> str:
     parts = [f"{row['prune_method']} {row['prune_rate']:.0%} ({row['scope']})"]
     if row["bits"] != 32:
@@ -63,15 +76,7 @@ def tradeoff_figure(
                     customdata=custom[part.to_numpy()],
                     hovertemplate=HOVER.replace("{unit}", unit),
                 )
-        front = df[df["front"]].sort_values(x)
-        fig.add_scatter(
-            x=front[x],
-            y=100 * front["accuracy"],
-            mode="lines",
-            name="Pareto front",
-            line=dict(color="#54A24B", width=2, shape="hv"),
-            hoverinfo="skip",
-        )
+        add_front_line(fig, df, x)
         if current is not None and (df["key"] == current).any():
             row = df[df["key"] == current].iloc[0]
             fig.add_scatter(
@@ -221,15 +226,7 @@ def sweep_figure(
                 customdata=np.stack([part["label"], part["settings"]], axis=1),
                 hovertemplate=HOVER.replace("{unit}", unit),
             )
-        front = df[df["front"]].sort_values(x)
-        fig.add_scatter(
-            x=front[x],
-            y=100 * front["accuracy"],
-            mode="lines",
-            name="Pareto front",
-            line=dict(color="#54A24B", width=2, shape="hv"),
-            hoverinfo="skip",
-        )
+        add_front_line(fig, df, x)
     if baseline is not None:
         fig.add_scatter(
             x=[baseline[0]],

@@ -20,6 +20,7 @@ from compress_core.config import (
 )
 
 BITS = [*range(1, 17), FLOAT_BITS]
+RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, for grids
 METHOD_LABELS = {
     "magnitude": "magnitude — drop the smallest |w| (Han et al.)",
     "random": "random — drop weights at random (the baseline)",
@@ -181,3 +182,33 @@ def controls() -> CompressionConfig:
         act_calibration=calibration,
         **extra,
     )
+
+
+def bits_label(bits: int) -> str:
+    return "float" if bits == FLOAT_BITS else f"{bits}-bit"
+
+
+def grid_choices(
+    key: str, rates, bits, where=(st, st), labels=("Pruning rates (%)", "Weight bits")
+):
+    """Two multiselects picking a grid of pruning rates (in %) and bit widths.
+
+    ``rates`` and ``bits`` are the defaults (rates as fractions); ``where`` the two
+    containers (e.g. columns) to draw them in. Returns (rates in %, bit widths).
+    """
+    chosen_rates = where[0].multiselect(
+        labels[0],
+        RATES,
+        default=[round(100 * r) for r in rates],
+        key=f"{key}_rates",
+        help="Share of weights removed from each compressed layer.",
+    )
+    chosen_bits = where[1].multiselect(
+        labels[1],
+        BITS,
+        default=list(bits),
+        key=f"{key}_bits",
+        format_func=bits_label,
+        help="Bits per kept weight; float leaves the weights unquantized.",
+    )
+    return chosen_rates, chosen_bits
