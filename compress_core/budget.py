@@ -476,36 +476,51 @@ def _next_cheaper(
 
 
 def _refine_stage(s: _Search, costs: Costs, drops: Drops, max_evals: int) -> None:
-    """Stage 3 (Neural Compressor's accuracy-aware tuning): shrink one layer at a time."""
-    failed: set[tuple] = set()
-    useless: set[tuple] = set()
+    """Stage 3 (Neural Compressor's accuracy-aware tuning): shrink one layer at a time.
+
+    Climbs down from the smallest model meeting delta; when no single step from it
+    works, climbs on from the next smallest not yet exhausted, so a local dead end
+    does not end the search while evaluations are left.
+    """
+    failed: dict[tuple, set] = {}  # per start: settings that missed delta
+    useless: dict[tuple, set] = {}  # per start: settings that met it without shrinking
+    exhausted: set[tuple] = set()
     used = 0
     while used < max_evals and not s.stop():
-        start = s.best()
-        if start is None:
+        starts = [c for c in s.tried if s.meets(c) and _plan_key(c) not in exhausted]
+        if not starts:
             return
+        start = min(starts, key=s.key)
+        here = _plan_key(start)
+        bad, same = failed.setdefault(here, set()), useless.setdefault(here, set())
         moves = []
         for n in s.layers:
-            step = _next_cheaper(s, costs, drops, n, start.plan[n], failed, useless)
+            step = _next_cheaper(s, costs, drops, n, start.plan[n], bad, same)
             if step is None:
                 continue
             saving = _cost(s, costs, (n, *start.plan[n]))[0] - _cost(s, costs, (n, *step))[0]
             damage = max(0.0, drops[(n, *step)] - drops.get((n, *start.plan[n]), 0.0))
             moves.append((saving / (damage + 0.05), n, step))
         if not moves:
-            return
+            exhausted.add(here)
+            continue
         for _, n, step in sorted(moves, reverse=True):
             plan = dict(start.plan, **{n: step})
             fresh = (tuple(sorted(plan.items())), False) not in s.seen
             c = s.evaluate(plan, "refine", "refine", None)
             used += fresh
-            if s.meets(c) and s.key(c) < s.key(start):
-                break
+            if s.meets(c) and s.key(c) < s.key(start) and _plan_key(c) not in exhausted:
+                break  # a new smallest model: climb on from it
             # Missing delta rules out every harsher setting; meeting it without shrinking
-            # the whole model (a rare header effect) rules out only this one.
-            (failed if not s.meets(c) else useless).add((n, *step))
+            # the whole model (a rare header effect), or reaching a dead end already
+            # climbed from, rules out only this one.
+            (bad if not s.meets(c) else same).add((n, *step))
             if used >= max_evals or s.stop():
                 return
+
+
+def _plan_key(c: Candidate) -> tuple:
+    return tuple(sorted(c.plan.items()))
 
 
 def _test_result(s: _Search, c: Candidate | None) -> Result | None:

@@ -131,6 +131,22 @@ def test_a_generous_budget_finds_a_plan_smaller_than_any_uniform_point(digits_le
     }
 
 
+@pytest.mark.parametrize("max_evals", [3, 12, 40])
+def test_the_search_spends_at_most_its_evaluations_and_keeps_the_smallest(digits_lenet, max_evals):
+    base, data = digits_lenet
+    r = search(base, data, Budget(max_drop_pp=2.0), rates=RATES, bits=BITS, max_evals=max_evals)
+    searched = [c for c in r.tried if c.source != "uniform"]
+    plans = {tuple(sorted(c.plan.items())) for c in searched}
+    assert len(plans) == len(searched) <= max_evals  # no plan is evaluated twice
+    # The answer is the smallest of everything tried that meets delta, whichever stage.
+    meeting = [c for c in r.tried if c.val_accuracy >= r.delta - 1e-9]
+    assert r.best.artifact_bytes == min(c.artifact_bytes for c in meeting)
+    # More evaluations never give a larger answer: the search restarts, it does not stall.
+    if max_evals == 40:
+        fewer = search(base, data, Budget(max_drop_pp=2.0), rates=RATES, bits=BITS, max_evals=12)
+        assert r.best.artifact_bytes <= fewer.best.artifact_bytes
+
+
 def test_an_unreachable_delta_says_so_and_returns_the_closest(digits_lenet):
     base, data = digits_lenet
     r = search(base, data, Budget(min_accuracy=1.0), rates=(0.0, 0.9), bits=(2, 32), max_evals=5)
