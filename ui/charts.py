@@ -9,6 +9,8 @@ from plotly.subplots import make_subplots
 
 from compress_core.pareto import pareto_mask
 
+MARGIN = dict(l=10, r=10, t=30, b=10)
+
 AXES = {
     "artifact_bytes": "compressed size (bytes, log scale)",
     "nonzero_params": "non-zero parameters (log scale)",
@@ -17,6 +19,12 @@ HOVER = (
     "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.0f} "
     "{unit}<br>%{customdata[1]}<extra></extra>"
 )
+
+
+def _tidy(fig: go.Figure, height: int, legend_y: float = -0.25) -> go.Figure:
+    """The house layout: thin margins, the legend in a row under the plot."""
+    fig.update_layout(margin=MARGIN, height=height, legend=dict(orientation="h", y=legend_y))
+    return fig
 
 
 def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
@@ -110,10 +118,7 @@ def tradeoff_figure(
         )
     fig.update_xaxes(type="log", title=AXES.get(x, x))
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=380, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 380)
 
 
 def layer_figure(layers: pd.DataFrame) -> go.Figure:
@@ -138,10 +143,7 @@ def layer_figure(layers: pd.DataFrame) -> go.Figure:
     )
     fig.update_yaxes(title="weights kept (%)", range=[0, 105], secondary_y=False)
     fig.update_yaxes(title="bits", range=[0, 33], secondary_y=True)
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=320, legend=dict(orientation="h", y=-0.3)
-    )
-    return fig
+    return _tidy(fig, 320, legend_y=-0.3)
 
 
 def histogram_figure(before: np.ndarray, after: np.ndarray, bins: int = 120) -> go.Figure:
@@ -155,7 +157,7 @@ def histogram_figure(before: np.ndarray, after: np.ndarray, bins: int = 120) -> 
     fig.update_layout(
         barmode="overlay",
         height=320,
-        margin=dict(l=10, r=10, t=30, b=10),
+        margin=MARGIN,
         xaxis_title="weight value",
         yaxis_title="count (log scale)",
         legend=dict(orientation="h", y=-0.3),
@@ -180,7 +182,7 @@ def heatmap_figure(frame: pd.DataFrame, value: str = "accuracy") -> go.Figure:
     )
     fig.update_layout(
         height=360,
-        margin=dict(l=10, r=10, t=30, b=10),
+        margin=MARGIN,
         xaxis_title="pruning rate",
         yaxis_title="weight bits",
     )
@@ -238,10 +240,7 @@ def sweep_figure(
         )
     fig.update_xaxes(type="log", title=AXES.get(x, x))
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=400, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 400)
 
 
 def sensitivity_figure(points: pd.DataFrame, kind: str = "prune") -> go.Figure:
@@ -284,10 +283,7 @@ def sensitivity_figure(points: pd.DataFrame, kind: str = "prune") -> go.Figure:
         )
     split = df["split"].iloc[0] if len(df) else "val"
     fig.update_yaxes(title=f"{'validation' if split == 'val' else 'test'} accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=380, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 380)
 
 
 def budget_figure(
@@ -330,10 +326,7 @@ def budget_figure(
     fig.add_hline(y=100 * delta, line_dash="dash", line_color="#E45756", annotation_text="δ")
     fig.update_xaxes(type="log", title=AXES.get(x, x))
     fig.update_yaxes(title="validation accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=400, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 400)
 
 
 def plan_figure(plan: pd.DataFrame) -> go.Figure:
@@ -412,10 +405,7 @@ def recovery_figure(frame: pd.DataFrame, baseline: float | None = None) -> go.Fi
         )
     fig.update_xaxes(title="weights pruned (%)")
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=360, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 360)
 
 
 def replay_figure(
@@ -468,7 +458,4 @@ def replay_figure(
         )
     fig.update_xaxes(type="log", title="artifact size (bytes, log scale)", autorange="reversed")
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(
-        margin=dict(l=10, r=10, t=30, b=10), height=380, legend=dict(orientation="h", y=-0.25)
-    )
-    return fig
+    return _tidy(fig, 380)
