@@ -40,6 +40,18 @@ def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
     )
 
 
+def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> None:
+    """The uncompressed model, (size, accuracy), as a black diamond."""
+    fig.add_scatter(
+        x=[baseline[0]],
+        y=[100 * baseline[1]],
+        mode="markers",
+        name="baseline (fp32)",
+        marker=dict(size=13, symbol="diamond", color="black"),
+        hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+    )
+
+
 def _settings(row: pd.Series) -> str:
     parts = [f"{row['prune_method']} {row['prune_rate']:.0%} ({row['scope']})"]
     if row["bits"] != 32:
@@ -97,14 +109,7 @@ def tradeoff_figure(
                 hovertemplate=HOVER.replace("{unit}", unit),
             )
     if baseline is not None:
-        fig.add_scatter(
-            x=[baseline[0]],
-            y=[100 * baseline[1]],
-            mode="markers",
-            name="baseline (fp32)",
-            marker=dict(size=13, symbol="diamond", color="black"),
-            hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
-        )
+        add_baseline(fig, baseline, unit)
         fig.add_hline(y=100 * baseline[1], line_dash="dot", line_color="grey")
     if extra is not None and len(extra):
         fig.add_scatter(
@@ -230,14 +235,7 @@ def sweep_figure(
             )
         add_front_line(fig, df, x)
     if baseline is not None:
-        fig.add_scatter(
-            x=[baseline[0]],
-            y=[100 * baseline[1]],
-            mode="markers",
-            name="baseline (fp32)",
-            marker=dict(size=13, symbol="diamond", color="black"),
-            hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
-        )
+        add_baseline(fig, baseline, unit)
     fig.update_xaxes(type="log", title=AXES.get(x, x))
     fig.update_yaxes(title="test accuracy (%)")
     return _tidy(fig, 400)
