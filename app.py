@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.config import ConfigError
+from compress_core.core.config import ConfigError
+from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, metrics, pick
 from ui.format import human_bytes
 
@@ -112,7 +112,7 @@ def show_export(r, p, config_key: str) -> None:
         f"{r.model}-{r.dataset}.slim",
         "application/octet-stream",
         key="dl_artifact",
-        help="Read it back with compress_core.artifact.load_compressed(path).",
+        help="Read it back with compress_core.format.artifact.load_compressed(path).",
     )
 
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_deep_compression import machine  # noqa: E402
 
 from compress_core import CompressionConfig  # noqa: E402
-from compress_core.budget import Budget, search  # noqa: E402
-from compress_core.train import get_baseline  # noqa: E402
+from compress_core.analysis.budget import Budget, search  # noqa: E402
+from compress_core.train.baseline import get_baseline  # noqa: E402
 
 
 def main() -> int:

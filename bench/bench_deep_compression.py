@@ -27,15 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compress_core.artifact import export, load_compressed  # noqa: E402
-from compress_core.data import available_datasets  # noqa: E402
-from compress_core.deep_compression import (  # noqa: E402
+from compress_core.format.artifact import export, load_compressed  # noqa: E402
+from compress_core.io.data import available_datasets  # noqa: E402
+from compress_core.train.baseline import baseline_info, get_baseline  # noqa: E402
+from compress_core.train.deep_compression import (  # noqa: E402
     PAPER,
     deep_compression,
     format_report,
     preset,
 )
-from compress_core.train import baseline_info, get_baseline  # noqa: E402
 
 TARGET_RATIO = 40.0
 MAX_LOSS_PP = 0.5

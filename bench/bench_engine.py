@@ -28,10 +28,10 @@ import torch.nn.utils.prune as tprune
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from compress_core import CompressionConfig, run_on  # noqa: E402
-from compress_core.evaluate import EVAL_BATCH  # noqa: E402
-from compress_core.layers import select_layers, weight_layers  # noqa: E402
-from compress_core.sweep import GRID_BITS, GRID_RATES, grid, sweep  # noqa: E402
-from compress_core.train import get_baseline  # noqa: E402
+from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, grid, sweep  # noqa: E402
+from compress_core.core.layers import select_layers, weight_layers  # noqa: E402
+from compress_core.eval.evaluate import EVAL_BATCH  # noqa: E402
+from compress_core.train.baseline import get_baseline  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -15,9 +15,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from compress_core import CompressionConfig, run_on  # noqa: E402
-from compress_core.api import compress  # noqa: E402
-from compress_core.artifact import export, load_compressed  # noqa: E402
-from compress_core.train import compute_device, get_baseline  # noqa: E402
+from compress_core.core.pipeline import compress  # noqa: E402
+from compress_core.format.artifact import export, load_compressed  # noqa: E402
+from compress_core.train.baseline import compute_device, get_baseline  # noqa: E402
 
 
 def main() -> None:

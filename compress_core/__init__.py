@@ -6,7 +6,8 @@ Example:
     >>> r.accuracy, r.artifact_bytes
 """
 
-from .api import (
+from .core.config import CompressionConfig, ConfigError
+from .core.pipeline import (
     CompressionError,
     Result,
     compress,
@@ -15,8 +16,7 @@ from .api import (
     run,
     run_on,
 )
-from .config import CompressionConfig, ConfigError
-from .evaluate import Metrics, evaluate
+from .eval.evaluate import Metrics, evaluate
 
 __all__ = [
     "CompressionConfig",

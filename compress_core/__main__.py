@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from .config import (
+from .core.config import (
     CALIBRATIONS,
     GRANULARITIES,
     PRUNE_METHODS,
@@ -42,8 +42,8 @@ def _ints(text: str) -> list[int]:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    from .data import DATASETS
-    from .models import MODELS
+    from .io.data import DATASETS
+    from .io.models import MODELS
 
     p.add_argument("--model", default="lenet5", choices=MODELS.names(), help="architecture")
     p.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
@@ -127,8 +127,8 @@ def _common_config(args) -> dict:
 
 def _model_file(args):
     """(model, data) from the user's weights file, checked against --model on one batch."""
-    from .data import load_dataset
-    from .upload import LOCAL_MAX_BYTES, load_user_model
+    from .io.data import load_dataset
+    from .io.upload import LOCAL_MAX_BYTES, load_user_model
 
     shape = None
     if args.input_size:
@@ -155,7 +155,7 @@ def _remember(args, result, artifact: bytes | None = None) -> None:
     """Keep a result in the history, as the dashboard does; a storage problem only warns."""
     if args.no_store:
         return
-    from .store import Store, StoreError
+    from .io.store import Store, StoreError
 
     identity = getattr(args, "identity", None)
     identity = identity or {"source": "cli", "epochs": args.epochs, "seed": args.seed}
@@ -168,8 +168,8 @@ def _remember(args, result, artifact: bytes | None = None) -> None:
 def _register_own(argv: list[str]) -> str | None:
     """Register --model-module architectures and an --image-folder before the parser lists
     the choices; returns the image folder's data set name."""
-    from .imagefolder import register_image_folder
-    from .upload import register_from_env, register_model_module
+    from .io.imagefolder import register_image_folder
+    from .io.upload import register_from_env, register_model_module
 
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--model-module", action="append", default=[])
@@ -186,7 +186,7 @@ def _register_own(argv: list[str]) -> str | None:
 
 
 def _baseline(args):
-    from .train import TrainProgress, get_baseline
+    from .train.baseline import TrainProgress, get_baseline
 
     if args.model_file:
         return _model_file(args)
@@ -210,8 +210,8 @@ def _baseline(args):
 
 
 def cmd_run(args) -> int:
-    from .api import calibration_batches, evaluate_compressed
-    from .artifact import export
+    from .core.pipeline import calibration_batches, evaluate_compressed
+    from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
     base, data = _baseline(args)
@@ -252,8 +252,8 @@ def _show_finetune(p) -> None:
 
 def _compress_or_finetune(args, base, data, config, calib):
     """(compressed model, FinetuneConfig or None): one-shot unless training was asked for."""
-    from .api import compress
-    from .finetune import FinetuneConfig, get_finetuned
+    from .core.pipeline import compress
+    from .train.finetune import FinetuneConfig, get_finetuned
 
     if not (args.finetune_epochs or args.qat_epochs):
         return compress(base, config, calib), None
@@ -280,8 +280,8 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_deep_compression(args) -> int:
-    from .artifact import export
-    from .deep_compression import format_report, get_deep_compression, preset
+    from .format.artifact import export
+    from .train.deep_compression import format_report, get_deep_compression, preset
 
     names = ("prune_rate", "conv_bits", "fc_bits", "prune_steps", "prune_epochs")
     names += ("centroid_epochs", "lr", "centroid_lr")
@@ -301,8 +301,8 @@ def cmd_deep_compression(args) -> int:
 
 
 def _add_deep_compression(sub) -> None:
-    from .data import DATASETS
-    from .models import MODELS
+    from .io.data import DATASETS
+    from .io.models import MODELS
 
     d = sub.add_parser(
         "deep-compression",
@@ -330,7 +330,7 @@ def _add_deep_compression(sub) -> None:
 def cmd_sweep(args) -> int:
     import pandas as pd
 
-    from .sweep import grid, sweep
+    from .analysis.sweep import grid, sweep
 
     configs = grid(args.rates, args.bits, **_common_config(args))
     base, data = _baseline(args)
@@ -356,7 +356,7 @@ def cmd_sweep(args) -> int:
 def cmd_sensitivity(args) -> int:
     import pandas as pd
 
-    from .sensitivity import rank_layers, sensitivity
+    from .analysis.sensitivity import rank_layers, sensitivity
 
     common = CompressionConfig(**_common_config(args))
     base, data = _baseline(args)
@@ -383,8 +383,8 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_budget(args) -> int:
-    from .artifact import export
-    from .budget import OBJECTIVES, Budget, search
+    from .analysis.budget import OBJECTIVES, Budget, search
+    from .format.artifact import export
 
     budget = Budget(args.min_accuracy, args.max_drop, args.minimise)
     common = CompressionConfig(**_common_config(args))
@@ -412,7 +412,7 @@ def cmd_budget(args) -> int:
     print(f"  baseline   {r.dense_bytes:,} B fp32, {r.baseline_params:,} parameters")
     print(f"  searched   {len(r.tried)} whole models in {r.seconds:.1f} s")
     if args.export:
-        from .budget import build
+        from .analysis.budget import build
 
         export(build(base, data, c, common), args.export)
         print(f"  artifact written to {args.export}")
@@ -420,8 +420,8 @@ def cmd_budget(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .data import available_datasets
-    from .models import MODELS
+    from .io.data import available_datasets
+    from .io.models import MODELS
 
     if args.command == "models":
         for name in MODELS:
@@ -434,9 +434,9 @@ def cmd_list(args) -> int:
 
 def _add_analysis(sub) -> None:
     """The sensitivity and budget subcommands."""
-    from .budget import MAX_EVALS, OBJECTIVES
-    from .sensitivity import SENS_BITS, SENS_RATES, SPLITS
-    from .sweep import GRID_BITS, GRID_RATES
+    from .analysis.budget import MAX_EVALS, OBJECTIVES
+    from .analysis.sensitivity import SENS_BITS, SENS_RATES, SPLITS
+    from .analysis.sweep import GRID_BITS, GRID_RATES
 
     a = sub.add_parser("sensitivity", help="accuracy as each layer alone is pruned or quantized")
     _add_common(a)
@@ -462,7 +462,7 @@ def _add_analysis(sub) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .sweep import GRID_BITS, GRID_RATES
+    from .analysis.sweep import GRID_BITS, GRID_RATES
 
     p = argparse.ArgumentParser(
         prog="python -m compress_core",
@@ -494,10 +494,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .api import CompressionError
-    from .config import ConfigError
-    from .data import DatasetUnavailable
-    from .upload import UploadError
+    from .core.config import ConfigError
+    from .core.pipeline import CompressionError
+    from .io.data import DatasetUnavailable
+    from .io.upload import UploadError
 
     try:
         folder = _register_own(sys.argv[1:] if argv is None else argv)

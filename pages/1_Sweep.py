@@ -12,10 +12,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
-from compress_core.pareto import pareto_mask
-from compress_core.sweep import GRID_BITS, GRID_RATES, method_grid
+from compress_core.analysis.pareto import pareto_mask
+from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
+from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
+from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
 

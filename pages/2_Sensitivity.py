@@ -13,17 +13,22 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.config import (
+from compress_core.analysis.sensitivity import (
+    SENS_BITS,
+    SENS_RATES,
+    rank_layers,
+    sensitivity_configs,
+)
+from compress_core.analysis.sensitivity import SensitivityPoint as Point
+from compress_core.core.config import (
     GRANULARITIES,
     PRUNE_METHODS,
     QUANT_METHODS,
     CompressionConfig,
     ConfigError,
 )
-from compress_core.layers import weight_layers
-from compress_core.sensitivity import SENS_BITS, SENS_RATES, rank_layers, sensitivity_configs
-from compress_core.sensitivity import SensitivityPoint as Point
+from compress_core.core.layers import weight_layers
+from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
 
 st.set_page_config(page_title="Slimscope · Sensitivity", page_icon="✂️", layout="wide")

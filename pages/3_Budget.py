@@ -1,6 +1,6 @@
 """Accuracy budget: the smallest model (per-layer rates and bits) that keeps accuracy >= delta.
 
-One call into ``compress_core.budget.search`` (cached by ``cache.budget``): the
+One call into ``compress_core.analysis.budget.search`` (cached by ``cache.budget``): the
 uniform grid, layer sensitivity, AIMET-style greedy selection and Neural
 Compressor-style refinement, all decided on the validation split; the chosen
 model's test accuracy is reported afterwards.
@@ -14,15 +14,15 @@ import json
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.budget import MAX_EVALS, OBJECTIVES, Budget, BudgetProgress
-from compress_core.config import (
+from compress_core.analysis.budget import MAX_EVALS, OBJECTIVES, Budget, BudgetProgress
+from compress_core.analysis.sweep import GRID_BITS, GRID_RATES
+from compress_core.core.config import (
     GRANULARITIES,
     QUANT_METHODS,
     CompressionConfig,
     ConfigError,
 )
-from compress_core.sweep import GRID_BITS, GRID_RATES
+from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
 
@@ -184,7 +184,7 @@ def show_details(p, r, req: dict) -> None:
         f"{p.model}-{p.dataset}-budget.slim",
         "application/octet-stream",
         key="budget_download",
-        help="Read it back with compress_core.artifact.load_compressed(path).",
+        help="Read it back with compress_core.format.artifact.load_compressed(path).",
     )
 
 

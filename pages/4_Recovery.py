@@ -14,9 +14,10 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.config import ConfigError
-from compress_core.deep_compression import (
+from compress_core.core.config import ConfigError
+from compress_core.core.pipeline import CompressionError
+from compress_core.train.baseline import TrainingCancelled
+from compress_core.train.deep_compression import (
     PAPER,
     STAGES,
     TITLES,
@@ -25,13 +26,12 @@ from compress_core.deep_compression import (
     cache_paths,
     preset,
 )
-from compress_core.finetune import (
+from compress_core.train.finetune import (
     FinetuneConfig,
     FinetuneProgress,
     finetuned_path,
     planned_epochs,
 )
-from compress_core.train import TrainingCancelled
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
 

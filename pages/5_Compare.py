@@ -1,6 +1,6 @@
 """Compare: every result ever computed here, across models, uploads and sessions.
 
-Read from the SQLite result store (``compress_core.store``): filter it, plot the
+Read from the SQLite result store (``compress_core.io.store``): filter it, plot the
 trade-off per base model, export it as CSV, and download a kept artifact again.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from compress_core.store import StoreError
+from compress_core.io.store import StoreError
 from ui import cache, charts
 from ui.format import human_bytes
 
@@ -128,7 +128,7 @@ def downloads(store, frame: pd.DataFrame) -> None:
             f"{row['model']}-{row['dataset'].replace(':', '-')}-{run}.slim",
             "application/octet-stream",
             key="cmp_artifact",
-            help="Read it back with compress_core.artifact.load_compressed(path).",
+            help="Read it back with compress_core.format.artifact.load_compressed(path).",
         )
 
 

@@ -13,12 +13,17 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from compress_core.api import CompressionError
-from compress_core.config import ConfigError
-from compress_core.data import DATASETS, DatasetUnavailable, load_dataset
-from compress_core.imagefolder import list_image_folders
-from compress_core.models import MODELS, input_size_for
-from compress_core.upload import MAX_UPLOAD_BYTES, SAFE_EXTENSIONS, SAVE_WEIGHTS_HOWTO, UploadError
+from compress_core.core.config import ConfigError
+from compress_core.core.pipeline import CompressionError
+from compress_core.io.data import DATASETS, DatasetUnavailable, load_dataset
+from compress_core.io.imagefolder import list_image_folders
+from compress_core.io.models import MODELS, input_size_for
+from compress_core.io.upload import (
+    MAX_UPLOAD_BYTES,
+    SAFE_EXTENSIONS,
+    SAVE_WEIGHTS_HOWTO,
+    UploadError,
+)
 from ui import cache, controls, metrics
 from ui.format import human_bytes
 
@@ -160,7 +165,7 @@ def main() -> None:
         f"{arch}-{dataset.replace(':', '-')}.slim",
         "application/octet-stream",
         key="byo_download",
-        help="Read it back with compress_core.artifact.load_compressed(path). "
+        help="Read it back with compress_core.format.artifact.load_compressed(path). "
         "It is also kept on the Compare page.",
     )
     for problem in cache.STORE_PROBLEMS:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress_core.record import SPEC_ATTR, ModelSpec
+from compress_core.core.record import SPEC_ATTR, ModelSpec
 
 # Keep the tests' trained baselines out of the user's cache; set before any engine import
 # reads it, and inherited by the Streamlit server the browser test starts.
@@ -53,13 +53,13 @@ def cache_dir() -> str:
 @pytest.fixture(scope="session")
 def digits_lenet(cache_dir):
     """(LeNet-5 trained on digits, the data set): the offline default, trained once."""
-    from compress_core.train import get_baseline
+    from compress_core.train.baseline import get_baseline
 
     return get_baseline("lenet5", "digits", cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
 def digits_mlp(cache_dir):
-    from compress_core.train import get_baseline
+    from compress_core.train.baseline import get_baseline
 
     return get_baseline("mlp", "digits", cache_dir=cache_dir)

@@ -9,8 +9,8 @@ import urllib.request
 
 import torch
 
-from compress_core.data import DATASETS
-from compress_core.models import MODELS
+from compress_core.io.data import DATASETS
+from compress_core.io.models import MODELS
 
 
 def torch_bytes(obj, **kw) -> bytes:

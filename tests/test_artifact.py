@@ -12,10 +12,7 @@ import torch
 from torch import nn
 
 from compress_core import CompressionConfig, compress
-from compress_core import artifact as art
-from compress_core.artifact import ArtifactError, artifact_size, export, load_compressed
-from compress_core.models import build_model
-from compress_core.record import (
+from compress_core.core.record import (
     RECORD_ATTR,
     CompressionRecord,
     LayerRecord,
@@ -23,6 +20,9 @@ from compress_core.record import (
     get_record,
     materialize,
 )
+from compress_core.format import artifact as art
+from compress_core.format.artifact import ArtifactError, artifact_size, export, load_compressed
+from compress_core.io.models import build_model
 
 # --- hand-made records ----------------------------------------------------------
 

@@ -29,14 +29,14 @@ from helpers import restored_registries, torch_bytes
 from torch import nn
 
 from compress_core import CompressionConfig, CompressionError, ConfigError, compress, run_on
-from compress_core.api import weights_hash
-from compress_core.artifact import ArtifactError, export, load_compressed
-from compress_core.data import load_dataset
-from compress_core.imagefolder import ImageFolderError, register_image_folder
-from compress_core.models import build_model
-from compress_core.store import Store, StoreError
-from compress_core.train import get_baseline
-from compress_core.upload import UploadError, load_user_model, register_model_module
+from compress_core.core.pipeline import weights_hash
+from compress_core.format.artifact import ArtifactError, export, load_compressed
+from compress_core.io.data import load_dataset
+from compress_core.io.imagefolder import ImageFolderError, register_image_folder
+from compress_core.io.models import build_model
+from compress_core.io.store import Store, StoreError
+from compress_core.io.upload import UploadError, load_user_model, register_model_module
+from compress_core.train.baseline import get_baseline
 
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
 

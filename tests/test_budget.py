@@ -8,18 +8,18 @@ import torch
 
 from compress_core import CompressionConfig, compress
 from compress_core.__main__ import main as cli
-from compress_core.api import CompressionError
-from compress_core.artifact import artifact_size, export, load_compressed
-from compress_core.budget import (
+from compress_core.analysis.budget import (
     Budget,
     LayerSetting,
     build,
     compress_plan,
     search,
 )
-from compress_core.config import FLOAT_BITS, ConfigError
-from compress_core.evaluate import evaluate
-from compress_core.layers import select_layers
+from compress_core.core.config import FLOAT_BITS, ConfigError
+from compress_core.core.layers import select_layers
+from compress_core.core.pipeline import CompressionError
+from compress_core.eval.evaluate import evaluate
+from compress_core.format.artifact import artifact_size, export, load_compressed
 
 RATES = (0.0, 0.5, 0.8, 0.95)
 BITS = (2, 4, FLOAT_BITS)

@@ -27,7 +27,7 @@ import torch
 from helpers import wait_healthy
 
 from compress_core import CompressionConfig, run_on
-from compress_core.store import Store
+from compress_core.io.store import Store
 from ui import cache
 from ui.format import human_bytes
 

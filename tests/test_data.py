@@ -15,9 +15,9 @@ import torchvision.datasets
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from compress_core import data as data_mod
-from compress_core.data import DatasetUnavailable, available_datasets, load_dataset
-from compress_core.registry import UnknownName
+from compress_core.core.registry import UnknownName
+from compress_core.io import data as data_mod
+from compress_core.io.data import DatasetUnavailable, available_datasets, load_dataset
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"] + [

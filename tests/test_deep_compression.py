@@ -9,9 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from compress_core.artifact import artifact_size, export, load_compressed
-from compress_core.config import ConfigError
-from compress_core.deep_compression import (
+from compress_core.core.config import ConfigError
+from compress_core.core.layers import weight_layers
+from compress_core.core.record import get_record
+from compress_core.format.artifact import artifact_size, export, load_compressed
+from compress_core.train.baseline import TrainingCancelled
+from compress_core.train.deep_compression import (
     STAGES,
     DeepCompressionConfig,
     DeepCompressionReport,
@@ -20,9 +23,6 @@ from compress_core.deep_compression import (
     format_report,
     get_deep_compression,
 )
-from compress_core.layers import weight_layers
-from compress_core.record import get_record
-from compress_core.train import TrainingCancelled
 
 SMALL = DeepCompressionConfig(
     prune_rate=0.9, conv_bits=6, fc_bits=4, prune_steps=1, prune_epochs=2, centroid_epochs=1

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from compress_core.train import compute_device, train
+from compress_core.train.baseline import compute_device, train
 
 
 def test_cpu_is_chosen_when_asked(monkeypatch):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from compress_core import CompressionConfig, compress
-from compress_core.api import calibration_batches
-from compress_core.evaluate import evaluate, subset_indices
+from compress_core.core.pipeline import calibration_batches
+from compress_core.eval.evaluate import evaluate, subset_indices
 
 CONFIGS = [
     CompressionConfig(prune_rate=0.5, bits=4),  # first layer intact: prefix reused

@@ -8,11 +8,16 @@ import os
 import pytest
 import torch
 
-from compress_core.api import compress
-from compress_core.artifact import artifact_size, export, load_compressed
-from compress_core.config import CompressionConfig, ConfigError
-from compress_core.evaluate import evaluate
-from compress_core.finetune import (
+from compress_core.core.config import CompressionConfig, ConfigError
+from compress_core.core.layers import weight_layers
+from compress_core.core.pipeline import compress
+from compress_core.core.prune import unstructured_masks
+from compress_core.core.quantize import quantize_tensor
+from compress_core.core.record import LayerRecord, get_record, materialize
+from compress_core.eval.evaluate import evaluate
+from compress_core.format.artifact import artifact_size, export, load_compressed
+from compress_core.train.baseline import TrainingCancelled, train
+from compress_core.train.finetune import (
     FinetuneConfig,
     _FakeQuant,
     _SharedWeights,
@@ -23,11 +28,6 @@ from compress_core.finetune import (
     prune_schedule,
     run_finetuned,
 )
-from compress_core.layers import weight_layers
-from compress_core.prune import unstructured_masks
-from compress_core.quantize import quantize_tensor
-from compress_core.record import LayerRecord, get_record, materialize
-from compress_core.train import TrainingCancelled, train
 
 FAST = dict(batch_size=256)  # digits has ~1,200 training images: 5 steps an epoch
 
@@ -106,7 +106,7 @@ def test_no_training_equals_compress(digits_lenet, config):
     """With 0 epochs everywhere, finetune is compress: bit for bit, record for record."""
     base, data = digits_lenet
     model = finetune(base, data, config, FinetuneConfig(epochs=0, qat_epochs=0))
-    from compress_core.api import calibration_batches
+    from compress_core.core.pipeline import calibration_batches
 
     reference = compress(base, config, calibration_batches(data))
     assert same_bits(model, reference)

@@ -5,7 +5,7 @@ import heapq
 import numpy as np
 import pytest
 
-from compress_core import huffman
+from compress_core.format import huffman
 
 
 def _symbols(dist: str, alphabet: int, n: int, seed: int = 0) -> np.ndarray:

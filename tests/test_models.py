@@ -7,9 +7,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compress_core.models import MODELS, build_model, input_size_for, prunable_layers
-from compress_core.record import ModelSpec, get_spec
-from compress_core.registry import UnknownName
+from compress_core.core.record import ModelSpec, get_spec
+from compress_core.core.registry import UnknownName
+from compress_core.io.models import MODELS, build_model, input_size_for, prunable_layers
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 CASES = [(n, s) for n in MODELS for s in SHAPES if min(s[1:]) >= MODELS[n].min_size]

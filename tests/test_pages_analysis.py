@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 import ui.cache
 from compress_core import CompressionConfig, run_on
-from compress_core.pareto import pareto_mask
-from compress_core.sweep import method_grid
+from compress_core.analysis.pareto import pareto_mask
+from compress_core.analysis.sweep import method_grid
 
 TIMEOUT = 300  # the first run may train the digits baseline
 PAGES = Path(__file__).resolve().parent.parent / "pages"

@@ -15,9 +15,9 @@ from helpers import restored_registries, torch_bytes
 from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
-from compress_core.artifact import export, load_compressed
-from compress_core.store import Store
-from compress_core.train import get_baseline
+from compress_core.format.artifact import export, load_compressed
+from compress_core.io.store import Store
+from compress_core.train.baseline import get_baseline
 from ui.format import human_bytes
 
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from compress_core import finetune as finetune_module
-from compress_core.config import CompressionConfig
-from compress_core.deep_compression import get_deep_compression, preset
-from compress_core.finetune import FinetuneConfig, finetuned_path, run_finetuned
-from compress_core.train import TrainingCancelled
+from compress_core.core.config import CompressionConfig
+from compress_core.train import finetune as finetune_module
+from compress_core.train.baseline import TrainingCancelled
+from compress_core.train.deep_compression import get_deep_compression, preset
+from compress_core.train.finetune import FinetuneConfig, finetuned_path, run_finetuned
 from ui.format import human_bytes
 
 TIMEOUT = 300

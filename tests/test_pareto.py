@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compress_core.config import FLOAT_BITS
-from compress_core.pareto import dominates, pareto_mask
-from compress_core.sweep import grid, method_grid, sweep
+from compress_core.analysis.pareto import dominates, pareto_mask
+from compress_core.analysis.sweep import grid, method_grid, sweep
+from compress_core.core.config import FLOAT_BITS
 
 MEASURES = [("artifact_bytes", "accuracy"), ("nonzero_params", "accuracy")]
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.utils.prune as tprune
 
 from compress_core import CompressionConfig, compress
-from compress_core.layers import select_layers, weight_layers
-from compress_core.prune import replay_structured, unstructured_masks
-from compress_core.record import get_record
+from compress_core.core.layers import select_layers, weight_layers
+from compress_core.core.prune import replay_structured, unstructured_masks
+from compress_core.core.record import get_record
 
 RATES = [0.0, 0.1, 0.5, 0.9, 0.95, 1.0]
 

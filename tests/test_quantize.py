@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from compress_core import CompressionConfig, compress
-from compress_core.quantize import QUANTIZERS, QuantizationError, quantize_tensor
-from compress_core.record import dequantize, get_record
+from compress_core.core.quantize import QUANTIZERS, QuantizationError, quantize_tensor
+from compress_core.core.record import dequantize, get_record
 
 BITS = [1, 2, 3, 4, 5, 6, 8, 12, 16]
 

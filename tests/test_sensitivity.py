@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from compress_core import CompressionConfig, compress
-from compress_core.config import FLOAT_BITS, ConfigError
-from compress_core.evaluate import evaluate
-from compress_core.layers import weight_layers
-from compress_core.sensitivity import (
+from compress_core.analysis.sensitivity import (
     SensitivityPoint,
     one_layer_config,
     rank_layers,
     sensitivity,
     sensitivity_configs,
 )
+from compress_core.core.config import FLOAT_BITS, ConfigError
+from compress_core.core.layers import weight_layers
+from compress_core.eval.evaluate import evaluate
 
 METHODS = [
     CompressionConfig(),  # magnitude + uniform

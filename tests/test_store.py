@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from compress_core import CompressionConfig, run_on
-from compress_core.api import compress
-from compress_core.artifact import export, load_compressed
-from compress_core.store import Store, StoreError, default_path
+from compress_core.core.pipeline import compress
+from compress_core.format.artifact import export, load_compressed
+from compress_core.io.store import Store, StoreError, default_path
 
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path, results, monkeypat
 CRASH = """
 import os, sys
 sys.path.insert(0, {root!r})
-from compress_core.store import Store
+from compress_core.io.store import Store
 store = Store({path!r})
 with store._write() as con:
     con.execute("UPDATE results SET label = 'half-written'")
@@ -139,8 +139,8 @@ def test_a_process_killed_mid_write_leaves_the_last_committed_state(tmp_path, re
 WRITER = """
 import sys, dataclasses
 sys.path.insert(0, {root!r})
-from compress_core.store import Store
-from compress_core.api import Result
+from compress_core.io.store import Store
+from compress_core.core.pipeline import Result
 import json
 result = Result(**json.loads(sys.stdin.read()))
 store = Store({path!r})

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress_core import train as train_mod
-from compress_core.data import load_dataset
-from compress_core.evaluate import evaluate
-from compress_core.models import MODELS, build_model
-from compress_core.train import (
+from compress_core.eval.evaluate import evaluate
+from compress_core.io.data import load_dataset
+from compress_core.io.models import MODELS, build_model
+from compress_core.train import baseline as train_mod
+from compress_core.train.baseline import (
     TrainingCancelled,
     TrainProgress,
     accuracy,

@@ -16,14 +16,13 @@ from safetensors.torch import save as safetensors_bytes
 
 from compress_core import CompressionConfig, compress, run_on
 from compress_core.__main__ import main as cli
-from compress_core.api import weights_hash
-from compress_core.config import PRUNE_METHODS
-from compress_core.data import load_dataset
-from compress_core.imagefolder import ImageFolderError, register_image_folder
-from compress_core.models import MODELS
-from compress_core.store import Store
-from compress_core.train import get_baseline
-from compress_core.upload import (
+from compress_core.core.config import PRUNE_METHODS
+from compress_core.core.pipeline import weights_hash
+from compress_core.io.data import load_dataset
+from compress_core.io.imagefolder import ImageFolderError, register_image_folder
+from compress_core.io.models import MODELS
+from compress_core.io.store import Store
+from compress_core.io.upload import (
     UploadError,
     load_user_model,
     read_weights,
@@ -31,6 +30,7 @@ from compress_core.upload import (
     register_model_module,
     validate,
 )
+from compress_core.train.baseline import get_baseline
 
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
 

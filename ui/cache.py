@@ -21,13 +21,18 @@ import warnings
 import streamlit as st
 import torch
 
-from compress_core.api import base_hash, calibration_batches, compress, evaluate_compressed
-from compress_core.artifact import export
-from compress_core.config import FLOAT_BITS, CompressionConfig
-from compress_core.imagefolder import register_image_folder
-from compress_core.store import Store, StoreError
-from compress_core.train import get_baseline
-from compress_core.upload import load_user_model, register_from_env
+from compress_core.core.config import FLOAT_BITS, CompressionConfig
+from compress_core.core.pipeline import (
+    base_hash,
+    calibration_batches,
+    compress,
+    evaluate_compressed,
+)
+from compress_core.format.artifact import export
+from compress_core.io.imagefolder import register_image_folder
+from compress_core.io.store import Store, StoreError
+from compress_core.io.upload import load_user_model, register_from_env
+from compress_core.train.baseline import get_baseline
 
 HEAVY_JOBS = threading.BoundedSemaphore(2)  # this machine has 2 cores
 # One torch thread per job: with several sessions at once, two threads per job oversubscribe
@@ -169,7 +174,7 @@ def user_artifact(digest, filename, arch, dataset, in_shape, config_key: str, _b
 
 def train_finetuned(model, dataset, epochs, seed, config_key, ft_key, progress=None):
     """Fine-tune one config (or find it on disk) with progress callbacks; not memoised here."""
-    from compress_core.finetune import FinetuneConfig, get_finetuned
+    from compress_core.train.finetune import FinetuneConfig, get_finetuned
 
     base, data = baseline(model, dataset, epochs, seed)
     config = CompressionConfig.from_dict(json.loads(config_key))
@@ -181,7 +186,7 @@ def train_finetuned(model, dataset, epochs, seed, config_key, ft_key, progress=N
 @st.cache_data(max_entries=512, show_spinner=False)
 def finetuned_result(model, dataset, epochs, seed, config_key, ft_key, subset):
     """The Result of a fine-tuned config (``finetune`` filled in, so rows say finetuned)."""
-    from compress_core.finetune import FinetuneConfig, run_finetuned
+    from compress_core.train.finetune import FinetuneConfig, run_finetuned
 
     base, data = baseline(model, dataset, epochs, seed)
     config = CompressionConfig.from_dict(json.loads(config_key))
@@ -194,7 +199,7 @@ def finetuned_result(model, dataset, epochs, seed, config_key, ft_key, subset):
 
 def train_deep_compression(model, dataset, epochs, seed, dc_key, progress=None):
     """Run the Deep Compression pipeline (or find it on disk) with progress callbacks."""
-    from compress_core.deep_compression import DeepCompressionConfig, get_deep_compression
+    from compress_core.train.deep_compression import DeepCompressionConfig, get_deep_compression
 
     base, data = baseline(model, dataset, epochs, seed)
     dc = DeepCompressionConfig.from_dict(json.loads(dc_key))
@@ -205,7 +210,7 @@ def train_deep_compression(model, dataset, epochs, seed, dc_key, progress=None):
 @st.cache_data(max_entries=64, show_spinner=False)
 def deep_compression_run(model, dataset, epochs, seed, dc_key) -> dict:
     """{"report": stage report (dict), "artifact": final bytes, "result": its Result row}."""
-    from compress_core.deep_compression import (
+    from compress_core.train.deep_compression import (
         DeepCompressionConfig,
         as_result,
         get_deep_compression,
@@ -254,7 +259,7 @@ def sensitivity_point(
     subset,
 ):
     """One layer compressed alone, the whole model evaluated on ``split``."""
-    from compress_core.sensitivity import sensitivity_point as point
+    from compress_core.analysis.sensitivity import sensitivity_point as point
 
     base, data = baseline(model, dataset, epochs, seed)
     config = CompressionConfig.from_dict(json.loads(config_key))
@@ -276,7 +281,7 @@ def budget(
     _progress=None,
 ):
     """The budget search's BudgetResult; a rerun (Stop) interrupts it and nothing is cached."""
-    from compress_core.budget import Budget, search
+    from compress_core.analysis.budget import Budget, search
 
     base, data = baseline(model, dataset, epochs, seed)
     goal = Budget(**json.loads(budget_key))
@@ -288,7 +293,7 @@ def budget(
 @st.cache_data(max_entries=16, show_spinner=False)
 def budget_artifact(model: str, dataset: str, epochs, seed: int, plan_key: str, common_key: str):
     """The artifact of a budget search's chosen model (``plan_key``: its plan and config)."""
-    from compress_core.budget import Candidate, build
+    from compress_core.analysis.budget import Candidate, build
 
     base, data = baseline(model, dataset, epochs, seed)
     common = CompressionConfig.from_dict(json.loads(common_key))

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from compress_core.pareto import pareto_mask
+from compress_core.analysis.pareto import pareto_mask
 
 MARGIN = dict(l=10, r=10, t=30, b=10)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compress_core.config import (
+from compress_core.core.config import (
     CALIBRATIONS,
     FLOAT_BITS,
     GRANULARITIES,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from compress_core.data import DATASETS, DatasetUnavailable
-from compress_core.models import MODELS
-from compress_core.train import TrainProgress, default_epochs
+from compress_core.io.data import DATASETS, DatasetUnavailable
+from compress_core.io.models import MODELS
+from compress_core.train.baseline import TrainProgress, default_epochs
 
 from . import cache
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset, cache_root, load_dataset
-from .models import MODELS, build_model, input_size_for
-from .record import get_spec
+from ..core.record import get_spec
+from ..io.data import Dataset, cache_root, load_dataset
+from ..io.models import MODELS, build_model, input_size_for
 
 FORMAT_VERSION = 1  # bump when a change to training or models makes old checkpoints wrong
 META_ATTR = "slimscope_baseline_meta"

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
-from .api import Result, run_on
-from .config import CompressionConfig
+from ..core.config import CompressionConfig
+from ..core.pipeline import Result, run_on
 
 GRID_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 GRID_BITS = (2, 3, 4, 5, 6, 8, 32)

@@ -43,13 +43,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .api import Result, base_hash, calibration_batches, check_finite, evaluate_compressed
-from .config import FLOAT_BITS, CompressionConfig, ConfigError
-from .layers import select_layers
-from .prune import SCORERS, _keep_mask, apply_masks_
-from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
-from .record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
-from .train import TrainingCancelled, accuracy, recalibrate_bn_
+from ..core.config import FLOAT_BITS, CompressionConfig, ConfigError
+from ..core.layers import select_layers
+from ..core.pipeline import (
+    Result,
+    base_hash,
+    calibration_batches,
+    check_finite,
+    evaluate_compressed,
+)
+from ..core.prune import SCORERS, _keep_mask, apply_masks_
+from ..core.quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
+from .baseline import TrainingCancelled, accuracy, recalibrate_bn_
 
 CACHE_VERSION = 1  # bump when a change to fine-tuning makes cached models wrong
 VAL_IMAGES = 2000  # validation images scored at the end of each epoch, for the progress bar
@@ -444,7 +450,7 @@ def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
 
 def prune_phase(base, data, config, ft, tracker) -> nn.Module:
     """A float copy of ``base``: pruned as ``config`` says and retrained for ``ft.epochs``."""
-    from .api import compress
+    from ..core.pipeline import compress
 
     if config.prune_rate == 0 or config.structured:
         model = compress(base, config)  # channels physically removed: nothing to hold
@@ -592,7 +598,7 @@ def finetune(
 
 def finetuned_path(base, data, config, ft, cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the fine-tuned artifact for (base weights, data set, config, ft) is cached."""
-    from .data import cache_root
+    from ..io.data import cache_root
 
     spec = base.slimscope_spec
     key = {
@@ -617,7 +623,7 @@ def get_finetuned(
     """
     import warnings
 
-    from .artifact import ArtifactError, export, load_compressed
+    from ..format.artifact import ArtifactError, export, load_compressed
 
     path = finetuned_path(base, data, config, ft, cache_dir)
     if path.is_file():

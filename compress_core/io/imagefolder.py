@@ -7,7 +7,7 @@
         tulip/002.png ...
 
 ``register_image_folder`` checks the layout, then registers the folder in
-``compress_core.data.DATASETS`` so every verb (``load_dataset``, ``get_baseline``,
+``compress_core.io.data.DATASETS`` so every verb (``load_dataset``, ``get_baseline``,
 the pages) uses it like a built-in set. Images are read once, converted to grey
 (when all are grey) or RGB, and resized to ``size`` x ``size``. Without
 ``train/`` and ``test/`` folders, a seeded, stratified 20 % is held out for testing.

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .record import SPEC_ATTR, ModelSpec
-from .registry import Registry
+from ..core.record import SPEC_ATTR, ModelSpec
+from ..core.registry import Registry
 
 Shape = tuple[int, int, int]
 

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..eval.evaluate import Metrics, evaluate
 from .config import FLOAT_BITS, CompressionConfig
-from .evaluate import Metrics, evaluate
 from .layers import select_layers, weight_layers
 from .prune import apply_masks_, structured_prune_, unstructured_masks
 from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
@@ -99,7 +99,7 @@ def compress(
 
 def measure(model: nn.Module):
     """Parameter counts and bytes; ``artifact_bytes`` is the exported artifact's exact length."""
-    from .artifact import artifact_size
+    from ..format.artifact import artifact_size
 
     return artifact_size(model)
 
@@ -289,7 +289,7 @@ def run(
         >>> r = run("lenet5", "digits", CompressionConfig(prune_rate=0.5, bits=4))
         >>> r.accuracy, r.artifact_bytes, r.ratio
     """
-    from .train import get_baseline
+    from ..train.baseline import get_baseline
 
     base, data = get_baseline(
         model_name,

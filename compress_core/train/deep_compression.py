@@ -29,10 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import base_hash, compress
-from .artifact import ArtifactError, artifact_size, export, load_compressed
-from .config import FLOAT_BITS, SCOPES, CompressionConfig, ConfigError
-from .evaluate import evaluate
+from ..core.config import FLOAT_BITS, SCOPES, CompressionConfig, ConfigError
+from ..core.layers import weight_layers
+from ..core.pipeline import base_hash, compress
+from ..core.record import get_record
+from ..eval.evaluate import evaluate
+from ..format.artifact import ArtifactError, artifact_size, export, load_compressed
 from .finetune import (
     FinetuneConfig,
     Tracker,
@@ -40,8 +42,6 @@ from .finetune import (
     quantize_layers_,
     train_centroids_,
 )
-from .layers import weight_layers
-from .record import get_record
 
 CACHE_VERSION = 1
 STAGES = ("baseline", "prune", "quantize", "huffman")
@@ -335,7 +335,7 @@ def deep_compression(
 
 def as_result(base: nn.Module, model: nn.Module, data, dc: DeepCompressionConfig, subset=None):
     """The final model as a ``Result`` (a row like any other, marked fine-tuned)."""
-    from .api import evaluate_compressed
+    from ..core.pipeline import evaluate_compressed
 
     result = evaluate_compressed(base, model, data, subset)
     result.finetune = {"deep_compression": dc.to_dict()}
@@ -348,7 +348,7 @@ def as_result(base: nn.Module, model: nn.Module, data, dc: DeepCompressionConfig
 
 def cache_paths(base, data, dc, cache_dir=None) -> tuple[Path, Path]:
     """(artifact, report) files for (base weights, data set, settings)."""
-    from .data import cache_root
+    from ..io.data import cache_root
 
     key = json.dumps(
         {"base": base_hash(base), "dataset": data.name, "dc": dc.key(), "version": CACHE_VERSION},

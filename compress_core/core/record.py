@@ -25,7 +25,7 @@ RECORD_ATTR = "slimscope_record"
 class ModelSpec:
     """How to rebuild a model from the registry: its name and input/output shape."""
 
-    name: str  # key in compress_core.models.MODELS
+    name: str  # key in compress_core.io.models.MODELS
     in_shape: tuple[int, int, int]  # (channels, height, width) of one input
     num_classes: int
 

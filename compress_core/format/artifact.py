@@ -47,9 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import huffman
-from .config import CompressionConfig
-from .record import (
+from ..core.config import CompressionConfig
+from ..core.record import (
     RECORD_ATTR,
     SPEC_ATTR,
     CompressionRecord,
@@ -61,6 +60,7 @@ from .record import (
     get_spec,
     materialize,
 )
+from . import huffman
 
 MAGIC = b"SLIM"
 VERSION = 1
@@ -178,7 +178,7 @@ def artifact_size(model: nn.Module) -> Size:
 def load_compressed(src: bytes | bytearray | memoryview | str | os.PathLike) -> nn.Module:
     """Rebuild a model from its artifact: same weights (bit for bit), record and hooks.
 
-    The model comes from ``compress_core.models.build_model`` with the stored
+    The model comes from ``compress_core.io.models.build_model`` with the stored
     spec, its channel removals are replayed, then every tensor is filled; it
     is returned in eval mode. Anything malformed raises ``ArtifactError``.
 
@@ -601,16 +601,16 @@ def _fresh_model(header: dict) -> nn.Module:
     if not isinstance(spec, dict):
         raise ArtifactError("the artifact has no model spec, so its model cannot be rebuilt")
     spec = ModelSpec(spec["name"], tuple(spec["in_shape"]), spec["num_classes"])
-    from .models import build_model
+    from ..io.models import build_model
 
     model = build_model(spec.name, spec.in_shape, spec.num_classes)
     setattr(model, SPEC_ATTR, spec)
     if header["structured"]:
-        from .prune import replay_structured
+        from ..core.prune import replay_structured
 
         model = _same_or(replay_structured(model, header["structured"]), model)
     if header["activations"]:
-        from .quantize import install_activation_quant
+        from ..core.quantize import install_activation_quant
 
         model = _same_or(install_activation_quant(model, header["activations"]), model)
     return model

@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.record import SPEC_ATTR, ModelSpec
 from .data import Dataset, load_dataset
 from .models import MODELS, ModelEntry, build_model, input_size_for, prunable_layers
-from .record import SPEC_ATTR, ModelSpec
 
 MAX_UPLOAD_BYTES = 50 << 20  # the dashboard's limit; .streamlit/config.toml's maxUploadSize
 LOCAL_MAX_BYTES = 4 << 30  # the CLI reads the user's own files

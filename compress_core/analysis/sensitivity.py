@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import calibration_batches, compress
-from .artifact import artifact_size
-from .config import FLOAT_BITS, CompressionConfig, ConfigError
-from .evaluate import Metrics, evaluate
-from .layers import select_layers
+from ..core.config import FLOAT_BITS, CompressionConfig, ConfigError
+from ..core.layers import select_layers
+from ..core.pipeline import calibration_batches, compress
+from ..eval.evaluate import Metrics, evaluate
+from ..format.artifact import artifact_size
 
 SENS_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SENS_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS)

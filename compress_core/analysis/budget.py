@@ -43,7 +43,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import (
+from ..core.config import FLOAT_BITS, CompressionConfig, ConfigError
+from ..core.layers import select_layers, weight_layers
+from ..core.pipeline import (
     CompressionError,
     Result,
     calibration_batches,
@@ -51,12 +53,10 @@ from .api import (
     compress,
     evaluate_compressed,
 )
-from .artifact import artifact_size
-from .config import FLOAT_BITS, CompressionConfig, ConfigError
-from .layers import select_layers, weight_layers
-from .prune import apply_masks_, unstructured_masks
-from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
-from .record import RECORD_ATTR, CompressionRecord, LayerRecord, materialize
+from ..core.prune import apply_masks_, unstructured_masks
+from ..core.quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, materialize
+from ..format.artifact import artifact_size
 from .sensitivity import SensitivityPoint, baseline_split_metrics, sensitivity, split_metrics
 from .sweep import GRID_BITS, GRID_RATES
 

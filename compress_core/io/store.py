@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .api import Result
-from .config import CompressionConfig
+from ..core.config import CompressionConfig
+from ..core.pipeline import Result
 
 FILE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1

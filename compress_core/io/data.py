@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .registry import Registry
+from ..core.registry import Registry
 
 VAL_FRACTION = 0.1  # carved out of the training split, stratified
 SPLIT_SEED = 0

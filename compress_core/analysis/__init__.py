@@ -1,0 +1,1 @@
+"""Grid-shaped analyses: sweeps, layer sensitivity, budget search, Pareto fronts."""

@@ -1,0 +1,1 @@
+"""Config, registries, layer selection, pruning, quantization and the compress pipeline."""

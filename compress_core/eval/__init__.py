@@ -1,0 +1,1 @@
+"""Evaluation of (compressed) models on cached test tensors."""

@@ -1,0 +1,1 @@
+"""The compressed artifact: its binary format and entropy coding."""

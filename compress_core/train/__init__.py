@@ -1,0 +1,1 @@
+"""Training: baselines, fine-tuning after compression, the Deep Compression pipeline."""
