@@ -25,14 +25,11 @@ import hashlib
 import importlib
 import inspect
 import io
-import json
 import math
 import os
-import pickle
 import re
-import struct
-import zipfile
-from collections.abc import Callable, Mapping
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,19 +40,24 @@ from torch import nn
 from ..core.record import SPEC_ATTR, ModelSpec
 from .data import Dataset, load_dataset
 from .models import MODELS, ModelEntry, build_model, input_size_for, prunable_layers
+from .untrusted import (
+    CPU_SECONDS,
+    SAVE_WEIGHTS_HOWTO,  # noqa: F401  (re-exported: pages quote it)
+    Refused,
+    find_state_dict,  # noqa: F401  (re-exported: part of this module's API)
+    first_line,
+    needs_trust,
+    parse,
+    quote,
+    sniff,
+)
 
 MAX_UPLOAD_BYTES = 50 << 20  # the dashboard's limit; .streamlit/config.toml's maxUploadSize
 LOCAL_MAX_BYTES = 4 << 30  # the CLI reads the user's own files
-MAX_SAFETENSORS_HEADER = 8 << 20  # real headers are kilobytes; the format's own cap is 100 MB
 SAFE_EXTENSIONS = (".pt", ".pth", ".safetensors")
 TRUSTED_EXTENSIONS = (".pt2", ".ts", ".torchscript", ".jit")  # code inside: trust=True only
-CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
 BATCH = 64  # images in the single-batch check
 REFERENCE_TOLERANCE = 1e-4  # trusted files: |file's forward - architecture's| allowed
-SAVE_WEIGHTS_HOWTO = (
-    "Save the weights instead: torch.save(model.state_dict(), 'weights.pt'), or "
-    "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
-)
 
 
 class UploadError(ValueError):
@@ -119,7 +121,9 @@ def read_weights(
 
     ``src`` is a path, bytes, or a file object (a Streamlit ``UploadedFile``):
     its size is checked before a byte is read, its extension on our side, and
-    its contents by their first bytes, never by what the client says.
+    its contents by their first bytes, never by what the client says. The bytes
+    are parsed in a bounded child process (``untrusted.parse``): memory, CPU
+    time and wall-clock time are capped, and only checked plain tensors return.
     ``trust=True`` also reads TorchScript and ``.pt2`` archives, which run code.
 
     Raises UploadError with a message that says what to do instead.
@@ -127,189 +131,43 @@ def read_weights(
     Example:
         >>> read_weights(open("weights.pt", "rb")).state.keys()
     """
-    filename = _display_name(filename or getattr(src, "name", None) or _path_name(src))
+    full = str(filename or getattr(src, "name", None) or _path_name(src))
+    filename = _display_name(full)
     size = _size_of(src)
     if size > max_bytes:
         raise UploadError(
             f"{filename} is {size / 2**20:.1f} MiB; the limit here is {max_bytes / 2**20:.0f} MiB. "
             "Compress a smaller model, or run the CLI on your own machine."
         )
-    ext = Path(filename).suffix.lower()
+    ext = Path(re.split(r"[\\/]", full)[-1]).suffix.lower()
     if ext not in SAFE_EXTENSIONS + TRUSTED_EXTENSIONS:
         raise UploadError(
             f"{filename}: a model file must end in {', '.join(SAFE_EXTENSIONS)} (weights) "
             f"or, with --trust-model-file on your own machine, {', '.join(TRUSTED_EXTENSIONS)}"
         )
     if ext in TRUSTED_EXTENSIONS and not trust:
-        raise UploadError(_needs_trust(filename, "TorchScript or torch.export"))
-    blob = _read_all(src)
+        raise UploadError(needs_trust(filename, "torch.export" if ext == ".pt2" else "torchscript"))
+    blob = _read_all(src, max_bytes)
     if not blob:
         raise UploadError(f"{filename} is empty (0 bytes): upload the saved weights file itself")
-    kind = sniff(blob)
     digest = hashlib.sha256(blob).hexdigest()
-    if kind in ("torchscript", "torch.export"):
-        if not trust:
-            raise UploadError(_needs_trust(filename, kind))
-        state, program = _read_trusted(blob, kind, filename)
-        return Weights(state, kind, filename, len(blob), digest, program)
-    if ext in TRUSTED_EXTENSIONS:
-        raise UploadError(f"{filename} ends in {ext} but is not a {ext} archive ({_what(kind)})")
-    if kind == "safetensors":
-        if ext != ".safetensors":
-            raise UploadError(f"{filename} is a safetensors file: name it *.safetensors")
-        return Weights(_read_safetensors(blob, filename), kind, filename, len(blob), digest)
-    if kind in ("torch-zip", "pickle"):
-        if ext == ".safetensors":
-            raise UploadError(f"{filename} is a torch.save file, not safetensors: name it *.pt")
-        state, notes = _read_torch(blob, filename)
-        return Weights(state, "state_dict", filename, len(blob), digest, notes=notes)
-    raise UploadError(
-        f"{filename} is not a PyTorch or safetensors file ({_what(kind)}). {SAVE_WEIGHTS_HOWTO}."
-    )
-
-
-def sniff(blob: bytes) -> str:
-    """What a file is by its first bytes: torchscript, torch.export, torch-zip, pickle,
-    safetensors, zip (another zip), or unknown."""
-    if blob[:4] == b"PK\x03\x04":
-        try:
-            names = zipfile.ZipFile(io.BytesIO(blob)).namelist()
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-            return "torch-zip"  # a damaged torch.save zip: let the loader say what is wrong
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
-        if any(n.endswith("/archive_format") or "/models/" in n for n in names):
-            return "torch.export"
-        if any(n.endswith("data.pkl") for n in names):
-            return "torch-zip"
-        return "zip"
-    if blob[:1] == b"\x80" and len(blob) > 1 and 2 <= blob[1] <= 5:
-        return "pickle"
-    if len(blob) >= 10 and blob[8:9] == b"{":  # u64 header length, then the JSON header
-        return "safetensors"
-    return "unknown"
-
-
-def _what(kind: str) -> str:
-    return {
-        "zip": "a zip archive that torch.save did not write",
-        "unknown": "its first bytes match no model format",
-    }.get(kind, kind)
-
-
-def _needs_trust(filename: str, kind: str) -> str:
-    loader = "torch.jit.load" if kind == "torchscript" else "torch.export.load"
-    kind = {"torchscript": "TorchScript", "torch.export": "torch.export (.pt2)"}.get(kind, kind)
-    return (
-        f"{filename} is a {kind} archive: it carries code, and {loader} has no safe mode, so "
-        "it is never loaded from an upload. On your own machine the CLI reads it with "
-        f"--trust-model-file. {SAVE_WEIGHTS_HOWTO}, and pick the architecture here."
-    )
-
-
-def _read_torch(blob: bytes, filename: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    if trust:  # the user's own file, by their choice: code-carrying archives load here
+        kind = sniff(blob)
+        if kind in ("torchscript", "torch.export"):
+            state, program = _read_trusted(blob, kind, filename)
+            return Weights(state, kind, filename, len(blob), digest, program)
+        if ext in TRUSTED_EXTENSIONS:
+            raise UploadError(f"{filename} ends in {ext} but is not a {ext} archive ({kind})")
     try:
-        obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UploadError(_unsafe_message(blob, filename, e)) from None
-    except Exception as e:  # RuntimeError (bad zip), EOFError, struct/ValueError, ...
-        if "weights_only" in str(e):
-            raise UploadError(_unsafe_message(blob, filename, e)) from None
-        raise UploadError(
-            f"{filename} could not be read as a torch.save file: it looks truncated or corrupt "
-            f"({type(e).__name__}: {_first_line(e)}). Upload it again, or save it again."
-        ) from None
-    return find_state_dict(obj, filename)
+        kind, state, notes = parse(blob, filename, ext, _cpu_seconds(len(blob)))
+    except Refused as e:
+        raise UploadError(str(e)) from None
+    return Weights(state, kind, filename, len(blob), digest, notes=notes)
 
 
-def _unsafe_message(blob: bytes, filename: str, error: Exception) -> str:
-    try:
-        needs = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(blob))
-    except Exception:  # a legacy (non-zip) file: the static scan only reads zips
-        needs = _pickle_globals(blob)
-    what = ", ".join(needs[:8]) + (" …" if len(needs) > 8 else "") if needs else "unknown objects"
-    whole = any(n.startswith("torch.nn.modules.") for n in needs)
-    start = "is a whole pickled model, not weights" if whole else "is not a weights-only file"
-    return (
-        f"{filename} {start}: loading it would run code, because it needs these Python "
-        f"objects: {what} (listed by torch.serialization.get_unsafe_globals_in_checkpoint). "
-        f"It was not loaded. {SAVE_WEIGHTS_HOWTO}."
-    )
-
-
-def _pickle_globals(blob: bytes) -> list[str]:
-    """The GLOBAL names a raw pickle refers to, by reading its opcodes (never running it)."""
-    import pickletools
-
-    found, strings = [], []
-    try:
-        for op, arg, _ in pickletools.genops(io.BytesIO(blob)):
-            if op.name == "GLOBAL":
-                found.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-            elif isinstance(arg, str):
-                strings.append(arg)
-    except Exception:  # a broken pickle: report what was found before the break
-        pass
-    return list(dict.fromkeys(found))
-
-
-def find_state_dict(obj: Any, filename: str = "the file") -> tuple[dict[str, torch.Tensor], list]:
-    """The name -> tensor mapping inside what ``torch.load`` returned, with notes on how.
-
-    Accepts a plain state_dict, a training checkpoint holding one under a usual key
-    (``state_dict``, ``model_state_dict``, ...), and DataParallel's ``module.`` prefix.
-    """
-    notes = []
-    if isinstance(obj, Mapping) and not _is_tensor_map(obj):
-        for key in CHECKPOINT_KEYS:
-            if isinstance(obj.get(key), Mapping) and _is_tensor_map(obj[key]):
-                notes.append(f"took the {key!r} entry of a training checkpoint")
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not _is_tensor_map(obj):
-        got = type(obj).__name__
-        if isinstance(obj, Mapping):
-            bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)][:5]
-            got = f"a dict whose entries {', '.join(bad)} are not tensors"
-        raise UploadError(
-            f"{filename} holds {got}, not a state_dict (a dict of weight name -> tensor). "
-            f"{SAVE_WEIGHTS_HOWTO}."
-        )
-    state = {str(k): v for k, v in obj.items()}
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        notes.append("removed DataParallel's 'module.' prefix from every name")
-    return state, notes
-
-
-def _is_tensor_map(obj: Mapping) -> bool:
-    return len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
-
-
-def _read_safetensors(blob: bytes, filename: str) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > MAX_SAFETENSORS_HEADER or 8 + n > len(blob):
-        raise UploadError(
-            f"{filename}: its safetensors header claims {n:,} bytes (the file has {len(blob):,}; "
-            f"we accept headers up to {MAX_SAFETENSORS_HEADER:,}): it is corrupt or hostile"
-        )
-    try:
-        header = json.loads(blob[8 : 8 + n])
-        if not isinstance(header, dict):
-            raise ValueError("the header is not a JSON object")
-        state = load(blob)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
-        raise UploadError(
-            f"{filename} is not a valid safetensors file ({_first_line(e)}); save it again"
-        ) from None
-    if not state:
-        raise UploadError(f"{filename} holds no tensors")
-    return state
+def _cpu_seconds(size: int) -> int:
+    """CPU time for parsing a file: 10 s, and one more per 50 MiB (the CLI reads big files)."""
+    return CPU_SECONDS + size // MAX_UPLOAD_BYTES
 
 
 def _read_trusted(blob: bytes, kind: str, filename: str) -> tuple[dict, nn.Module]:
@@ -320,7 +178,7 @@ def _read_trusted(blob: bytes, kind: str, filename: str) -> tuple[dict, nn.Modul
         else:
             program = torch.export.load(io.BytesIO(blob)).module()
     except Exception as e:
-        raise UploadError(f"{filename}: {kind} could not load it ({_first_line(e)})") from None
+        raise UploadError(f"{filename}: {kind} could not load it ({first_line(e)})") from None
     state = {k: v.detach().clone() for k, v in program.state_dict().items()}
     return state, program
 
@@ -330,9 +188,12 @@ def _size_of(src: Any) -> int:
         return len(src)
     if isinstance(src, (str, os.PathLike)):
         try:
-            return os.stat(src).st_size
+            st = os.stat(src)
         except OSError as e:
-            raise UploadError(f"cannot read {src}: {e.strerror or e}") from None
+            raise UploadError(f"cannot read {quote(os.fspath(src))}: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO, a folder: no size to check
+            raise UploadError(f"{quote(os.fspath(src))} is not a regular file: give a model file")
+        return st.st_size
     size = getattr(src, "size", None)  # Streamlit's UploadedFile knows it without reading
     if isinstance(size, int):
         return size
@@ -342,17 +203,24 @@ def _size_of(src: Any) -> int:
     return end - pos
 
 
-def _read_all(src: Any) -> bytes:
+def _read_all(src: Any, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of ``src``: a file that grows after its size was checked is
+    refused, not read without end."""
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src)
-    if isinstance(src, (str, os.PathLike)):
+        blob = bytes(src)
+    elif isinstance(src, (str, os.PathLike)):
         try:
-            return Path(src).read_bytes()
+            with open(src, "rb") as f:
+                blob = f.read(max_bytes + 1)
         except OSError as e:
-            raise UploadError(f"cannot read {src}: {e.strerror or e}") from None
-    if hasattr(src, "getvalue"):
-        return src.getvalue()
-    return src.read()
+            raise UploadError(f"cannot read {quote(os.fspath(src))}: {e.strerror or e}") from None
+    elif hasattr(src, "getvalue"):
+        blob = src.getvalue()
+    else:
+        blob = src.read(max_bytes + 1)
+    if len(blob) > max_bytes:
+        raise UploadError(f"the file grew past the {max_bytes >> 20} MiB limit while being read")
+    return blob
 
 
 def _path_name(src: Any) -> str:
@@ -360,17 +228,13 @@ def _path_name(src: Any) -> str:
 
 
 def _display_name(name: str) -> str:
-    """A file name safe to show: its last part, printable, at most 80 characters."""
+    """A file name safe to show: its last part, printable, at most 80 characters, keeping
+    the extension (the extension is checked on the full name, never this one)."""
     base = re.split(r"[\\/]", str(name))[-1]
-    base = "".join(c if c.isprintable() else "?" for c in base)
-    return base[:80] or "the upload"
-
-
-def _first_line(e: BaseException) -> str:
-    """The first sentence of an exception's message: loaders append paragraphs of advice."""
-    lines = str(e).strip().splitlines()
-    first = lines[0].split(". ")[0] if lines else type(e).__name__
-    return first[:300]
+    if len(base) > 80:
+        stem, ext = os.path.splitext(base)
+        base = stem[: 79 - len(ext[:20])] + "…" + ext[:20]
+    return quote(base, 80) or "the upload"
 
 
 # --- the data set and the architecture -----------------------------------------------------
@@ -465,11 +329,14 @@ def validate(weights: Weights, architecture: str, data: Dataset) -> tuple[nn.Mod
 
 def _check_finite(state: dict[str, torch.Tensor], name: str) -> None:
     for key, t in state.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
+        if not t.is_floating_point():
+            continue
+        t = t.to(torch.float32)  # float8 types have no isfinite of their own
+        if not torch.isfinite(t).all():
             bad = int((~torch.isfinite(t)).sum())
             raise UploadError(
-                f"{name}: {key} holds {bad:,} NaN/Inf value(s) of {t.numel():,}; such a model "
-                "cannot be compressed or trusted. Retrain it or save a healthy checkpoint."
+                f"{name}: {quote(key)} holds {bad:,} NaN/Inf value(s) of {t.numel():,}; such a "
+                "model cannot be compressed or trusted. Retrain it or save a healthy checkpoint."
             )
 
 
@@ -489,7 +356,9 @@ def _mismatches(model: nn.Module, state: dict, architecture: str, data: Dataset)
         if got is None or got.shape == t.shape:
             continue
         hint = ""
-        if key == f"{first}.weight" and got.ndim == t.ndim and got.shape[0] == t.shape[0]:
+        if got.ndim == 0 or t.ndim == 0:
+            pass  # a scalar where a vector belongs (or the reverse): no hint to give
+        elif key == f"{first}.weight" and got.ndim == t.ndim and got.shape[0] == t.shape[0]:
             hint = (
                 f" (the weights expect other input: {got.shape[1]} input channel(s) or features "
                 f"where {data.name} at {_shape(data.in_shape)} gives {t.shape[1]})"
@@ -517,7 +386,7 @@ def _check_batch(model: nn.Module, weights: Weights, data: Dataset, report: Uplo
     except Exception as e:
         raise UploadError(
             f"{report.architecture}'s forward raised {type(e).__name__} on a batch of "
-            f"{_shape(x.shape)}: {_first_line(e)}"
+            f"{_shape(x.shape)}: {first_line(e)}"
         ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), data.num_classes):
         got = _shape(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -553,7 +422,7 @@ def _check_reference(out: torch.Tensor, program: nn.Module, x: torch.Tensor, rep
             with torch.inference_mode():
                 ref, out = program(x[:1]), out[:1]
         except Exception as e:
-            report.warnings.append(f"the file's own forward did not run: {_first_line(e)}")
+            report.warnings.append(f"the file's own forward did not run: {first_line(e)}")
             return
     diff = float((ref - out).abs().max()) if ref.shape == out.shape else math.inf
     if not diff <= REFERENCE_TOLERANCE * max(1.0, float(ref.abs().max())):
@@ -569,7 +438,8 @@ def _shape(shape) -> str:
 
 
 def _few(names: list[str], n: int = 5) -> str:
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(quote(name, 60) for name in names[:n]) + more
 
 
 def load_user_model(
@@ -661,20 +531,22 @@ def register_from_env(var: str = "SLIMSCOPE_MODEL_MODULES") -> list[str]:
 def _as_builder(obj: Callable, spec: str) -> Callable:
     try:
         params = inspect.signature(obj).parameters
-    except (TypeError, ValueError):
-        params = {}
+    except (TypeError, ValueError):  # a builtin without a signature: call it as documented
+        params = None
     required = [
         p
         for p in params.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
-    if {"in_shape", "num_classes"} <= set(params):
+    if params is None:
+        call = obj
+    elif {"in_shape", "num_classes"} <= set(params):
         call = lambda s, n: obj(in_shape=s, num_classes=n)  # noqa: E731
     elif "num_classes" in params and len(required) <= 1:
         call = lambda s, n: obj(num_classes=n)  # noqa: E731
-    elif not required and params:
+    elif not required:
         call = lambda s, n: obj()  # noqa: E731  (a fixed architecture)
-    elif len(required) == 2 or not params:
+    elif len(required) == 2:
         call = obj
     else:
         raise UploadError(
