@@ -3,12 +3,9 @@
 PyTorch's SECURITY.md: even ``weights_only`` unpickling can be made slow or huge (a
 1 KB pickle whose dict key is a deeply nested tuple hashes for hours; a stride-0 view
 declares a billion elements over one stored value). So the parsing runs in a fresh
-Python (``python -I this_file``) with an address-space and CPU-time limit and a
-wall-clock timeout. Only plain tensors come back, re-serialised as safetensors
+process (forked from a fork server that has torch loaded) with an address-space and
+CPU-time limit and a wall-clock timeout. Only plain tensors come back, re-serialised as safetensors
 after checking that each one's storage really holds its declared size.
-
-This file runs as a standalone script in the child: it imports only torch,
-safetensors and the standard library.
 
 Example:
     >>> kind, state, notes = parse(open("w.pt", "rb").read(), "w.pt")
@@ -18,11 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -69,34 +65,41 @@ def parse(blob: bytes, filename: str, ext: str, cpu_seconds: int = CPU_SECONDS):
     """
     from safetensors.torch import load
 
-    request = json.dumps({"filename": filename, "ext": ext, "cpu": cpu_seconds}).encode()
-    cmd = [sys.executable, "-I", os.path.abspath(__file__)]
+    ctx = multiprocessing.get_context("forkserver")
+    # The fork server imports torch (and the caller's guarded __main__, as every
+    # forkserver child must) once; each parse is then a cheap fork of it.
+    ctx.set_forkserver_preload(["__main__", __name__, "torch", "safetensors.torch"])
+    mine, theirs = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(theirs, blob, filename, ext, cpu_seconds), daemon=True)
     wall = WALL_SECONDS + 2 * cpu_seconds
     try:
-        done = subprocess.run(
-            cmd, input=struct.pack("<Q", len(request)) + request + blob,
-            capture_output=True, timeout=wall,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise Refused(
-            f"{filename} took more than {wall} s to read and was stopped: real weights files "
-            f"read in about a second. {SAVE_WEIGHTS_HOWTO}."
-        ) from None
-    out = done.stdout
-    if done.returncode != 0 or len(out) < 8:
-        raise Refused(_died(filename, done.returncode, cpu_seconds, len(blob)))
-    (n,) = struct.unpack("<Q", out[:8])
-    head = json.loads(out[8 : 8 + n])
-    if "error" in head:
-        raise Refused(head["error"])
-    return head["kind"], load(out[8 + n :]), head["notes"]
+        child.start()
+        theirs.close()
+        if not mine.poll(wall):
+            raise Refused(
+                f"{filename} took more than {wall} s to read and was stopped: real weights "
+                f"files read in about a second. {HOWTO}"
+            )
+        head = json.loads(mine.recv_bytes())
+        if "error" in head:
+            raise Refused(head["error"])
+        return head["kind"], load(mine.recv_bytes()), head["notes"]
+    except EOFError:  # killed by its CPU limit, or its memory ran out outside Python
+        child.join(1)
+        raise Refused(_died(filename, child.exitcode, cpu_seconds, len(blob))) from None
+    finally:
+        if child.pid is not None:
+            child.kill()
+            child.join()
+        mine.close()
 
 
-def _died(filename: str, code: int, cpu_seconds: int, size: int) -> str:
+def _died(filename: str, code, cpu_seconds: int, size: int) -> str:
     limit = (MEMORY_BYTES + 8 * size) >> 20
+    code = f"signal {-code}" if isinstance(code, int) and code < 0 else code
     return (
         f"{filename} could not be read within the limits for one file ({cpu_seconds} s of "
-        f"CPU, {limit:,} MiB of memory; the reader exited with status {code}): it is built "
+        f"CPU, {limit:,} MiB of memory; the reader ended with {code}): it is built "
         f"to be slow or huge to parse. {SAVE_WEIGHTS_HOWTO}."
     )
 
@@ -115,27 +118,24 @@ def _limit_self(cpu_seconds: int, size: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
 
 
-def child_main() -> int:
-    """Read a request and the file's bytes on stdin; write a header and safetensors on stdout."""
-    import torch  # noqa: F401  (imported before the limits: its own size is not the file's)
+def _child(conn, blob: bytes, filename: str, ext: str, cpu_seconds: int) -> None:
+    """In the child: limit this process, read the file, send a header and safetensors."""
     from safetensors.torch import save
 
-    raw = sys.stdin.buffer.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    request, blob = json.loads(raw[8 : 8 + n]), raw[8 + n :]
-    _limit_self(int(request["cpu"]), len(blob))
-    body = b""
+    _limit_self(cpu_seconds, len(blob))
+    body = None
     try:
-        kind, state, notes = read(blob, request["filename"], request["ext"])
+        kind, state, notes = read(blob, filename, ext)
         head = {"kind": kind, "notes": notes}
         body = save(state)
     except Refused as e:
         head = {"error": str(e)}
     except MemoryError:
-        head = {"error": _died(request["filename"], -1, int(request["cpu"]), len(blob))}
-    text = json.dumps(head).encode()
-    sys.stdout.buffer.write(struct.pack("<Q", len(text)) + text + body)
-    return 0
+        head = {"error": _died(filename, "MemoryError", cpu_seconds, len(blob))}
+    conn.send_bytes(json.dumps(head).encode())
+    if body is not None:
+        conn.send_bytes(body)
+    conn.close()
 
 
 def read(blob: bytes, filename: str, ext: str) -> tuple[str, dict, list[str]]:
@@ -333,16 +333,17 @@ def _pickle_globals(blob: bytes) -> list[str]:
     """The GLOBAL names a raw pickle refers to, by reading its opcodes (never running it)."""
     import pickletools
 
-    found, strings = [], []
-    try:
-        for op, arg, _ in pickletools.genops(io.BytesIO(blob)):
-            if op.name == "GLOBAL":
-                found.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-            elif isinstance(arg, str):
-                strings.append(arg)
-    except Exception:  # a broken pickle: report what was found before the break
+    found, strings, stream = [], [], io.BytesIO(blob)
+    try:  # a legacy torch.save file is several pickles in a row: the object is the 4th
+        for _ in range(8):
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # a broken pickle or the raw storages after them: stop there
         pass
     return list(dict.fromkeys(found))
 
@@ -378,7 +379,3 @@ def first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     first = lines[0].split(". ")[0] if lines else type(e).__name__
     return first[:300]
-
-
-if __name__ == "__main__":
-    sys.exit(child_main())
