@@ -1,0 +1,221 @@
+"""Nothing a visitor sends can hang, exhaust or overwrite (issue #10).
+
+Each test reproduces one failure of the adversarial pass and checks the invariant that
+was broken: a bounded time, a bounded message, a refused file left unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import restored_registries, torch_bytes, wait_healthy
+from torch import nn
+
+from compress_core.io.models import build_model
+from compress_core.io.upload import UploadError, load_user_model, read_weights
+from compress_core.io.upload import register_model_module as register
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+def key_bomb(depth: int) -> bytes:
+    """A torch.save zip whose data.pkl is a dict keyed by a tuple nested ``depth`` deep,
+    built from memo references: hashing (or printing) the key doubles in cost per level."""
+    src = zipfile.ZipFile(io.BytesIO(torch_bytes({})))
+    pkl = b"\x80\x02}" + b")" + b"q\x00h\x00\x86" * depth + b"K\x01s."
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name in src.namelist():
+            z.writestr(name, pkl if name.endswith("data.pkl") else src.read(name))
+    return out.getvalue()
+
+
+def refused(blob: bytes, name: str = "weights.pt", **kw) -> tuple[str, float]:
+    """The message and seconds it took to refuse ``blob``."""
+    start = time.monotonic()
+    with pytest.raises(UploadError) as e:
+        read_weights(blob, name, **kw)
+    return str(e.value), time.monotonic() - start
+
+
+def test_a_key_bomb_is_stopped_by_the_parsers_limits_and_the_message_stays_short():
+    message, seconds = refused(key_bomb(60))  # hashing it would take years
+    assert "within the limits" in message and seconds < 60
+    message, _ = refused(key_bomb(24))  # parses, but str(key) would be 100 MB
+    assert "<a tuple>" in message and len(message) < 1000
+
+
+@pytest.mark.parametrize("numel", [10**9, 2**40])
+def test_a_view_that_declares_more_than_it_stores_is_refused_before_touching_it(numel):
+    blob = torch_bytes({"fc.weight": torch.zeros(1).expand(numel)})
+    message, seconds = refused(blob)
+    assert "declares" in message and "stores 4 bytes" in message and seconds < 20
+
+
+def test_a_safetensors_header_nested_300000_deep_is_refused():
+    header = b'{"a":' + b"[" * 300_000 + b"]" * 300_000 + b"}"
+    blob = struct.pack("<Q", len(header)) + header
+    message, _ = refused(blob, "w.safetensors")
+    assert "safetensors" in message
+
+
+def test_float8_weights_load_or_are_refused_in_words(digits_lenet):
+    from safetensors.torch import save
+
+    base, _ = digits_lenet
+    state = {k: v.to(torch.float8_e4m3fn) for k, v in base.state_dict().items()}
+    model, _, report = load_user_model(save(state), "lenet5", "digits", filename="w.safetensors")
+    want = {k: v.to(torch.float32) for k, v in state.items()}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in want.items())
+    assert report.tensors == len(state)
+
+
+def test_a_scalar_where_the_last_bias_belongs_is_reported_as_a_shape_mismatch(digits_lenet):
+    base, _ = digits_lenet
+    state = dict(base.state_dict())
+    last = list(state)[-1]
+    state[last] = torch.tensor(0.5)
+    with pytest.raises(UploadError, match=rf"{last} is scalar"):
+        load_user_model(torch_bytes(state), "lenet5", "digits", filename="w.pt")
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_newer_pickle_protocol_is_called_unsupported_not_code_carrying(digits_lenet, protocol):
+    blob = torch_bytes(digits_lenet[0].state_dict(), pickle_protocol=protocol)
+    message, _ = refused(blob)
+    assert f"protocol {protocol}" in message
+    assert "unsupported by the weights-only reader" in message and "run code" not in message
+
+
+class Legacy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+
+def test_a_legacy_whole_model_pickle_names_what_it_needs():
+    blob = torch_bytes(Legacy(), _use_new_zipfile_serialization=False)
+    message, _ = refused(blob)
+    assert "unknown objects" not in message
+    assert "Legacy" in message and "torch.save(model.state_dict()" in message
+
+
+def test_a_long_name_keeps_its_extension(digits_lenet):
+    name = "a" * 120 + "_best_final_v2.pth"
+    weights = read_weights(torch_bytes(digits_lenet[0].state_dict()), name)
+    assert weights.filename.endswith(".pth") and len(weights.filename) <= 80
+
+
+def test_a_device_symlinked_as_pt_is_refused_without_reading_it(tmp_path):
+    link = tmp_path / "zero.pt"
+    link.symlink_to("/dev/zero")
+    start = time.monotonic()
+    with pytest.raises(UploadError, match="not a regular file"):
+        read_weights(link, max_bytes=4 << 30)
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("name", ["net.ts", "net.torchscript", "net.jit"])
+def test_refusing_torchscript_names_the_torchscript_loader(name):
+    message, _ = refused(b"PK\x03\x04", name)
+    assert "TorchScript" in message and "torch.jit.load" in message
+    assert "torch.export" not in message
+
+
+NETS = """
+from torch import nn
+
+class Fixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+"""
+
+
+def test_an_operator_architecture_without_arguments_builds(tmp_path, monkeypatch):
+    (tmp_path / "hard_nets.py").write_text(NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with restored_registries():
+        name = register("hard_nets:Fixed")
+        model = build_model(name, (1, 8, 8), 10)
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+# --- the key bomb against a real server ----------------------------------------------------
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "streamlit.log", "wb")
+    flags = {"port": port, "address": "127.0.0.1", "headless": "true"}
+    args = [x for k, v in flags.items() for x in (f"--server.{k}", str(v))]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", *args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _health_while(url: str, stop: threading.Event, slow: list[float]) -> None:
+    import urllib.request
+
+    while not stop.is_set():
+        start = time.monotonic()
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read()
+        except OSError:
+            pass
+        slow.append(time.monotonic() - start)
+        time.sleep(0.2)
+
+
+def test_a_key_bomb_upload_is_refused_while_the_server_keeps_answering(live_server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium not found: apt-get install -y chromium (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    bomb = tmp_path / "bomb.pt"
+    bomb.write_bytes(key_bomb(60))
+    stop, times = threading.Event(), []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{live_server}/Your_model", timeout=120_000)
+        page.locator("input[type=file]").set_input_files(str(bomb), timeout=120_000)
+        watcher = threading.Thread(target=_health_while, args=(live_server, stop, times))
+        watcher.start()
+        try:
+            page.get_by_text("could not be read within the limits").wait_for(timeout=120_000)
+        finally:
+            stop.set()
+            watcher.join()
+            browser.close()
+    assert len(times) >= 10  # it was watched for the whole parse (at least 10 s of CPU)
+    assert max(times) < 1.0, f"the health endpoint took up to {max(times):.2f} s"
