@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from .core.config import (
@@ -22,23 +23,53 @@ from .core.config import (
     CompressionConfig,
 )
 
+MAX_EPOCHS = 1000  # more is a typo, not a plan: 10^30 epochs would never end
+MAX_SEED = 2**32 - 1
+MAX_INPUT_SIZE = 512  # pixels per side; 100000 would ask for terabytes
 
-def _floats(text: str) -> list[float]:
+
+def _listed(kind: type, what: str):
+    """An argparse type: a non-empty comma-separated list of finite numbers."""
+
+    def parse(text: str) -> list:
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = None
+        if not values or not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+        return values
+
+    return parse
+
+
+_floats, _ints = _listed(float, "numbers"), _listed(int, "whole numbers")
+
+
+def _whole(lo: int, hi: int):
+    """An argparse type: a whole number from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi:,}")
+        return value
+
+    return parse
+
+
+def _finite(text: str) -> float:
+    """An argparse type: a finite number (nan and inf are not tolerances or rates)."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers, got {text!r}"
-        ) from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -56,10 +87,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="where baselines are cached (default $SLIMSCOPE_CACHE or ~/.cache/slimscope)",
     )
     p.add_argument(
-        "--epochs", type=int, help="baseline training epochs (default: per model and data set)"
+        "--epochs",
+        type=_whole(1, MAX_EPOCHS),
+        help="baseline training epochs (default: per model and data set)",
     )
-    p.add_argument("--seed", type=int, default=0, help="baseline training seed")
-    p.add_argument("--subset", type=int, help="evaluate on a fixed subset of this many test images")
+    p.add_argument("--seed", type=_whole(0, MAX_SEED), default=0, help="baseline training seed")
+    p.add_argument(
+        "--subset",
+        type=_whole(1, 10**7),
+        help="evaluate on a fixed subset of this many test images",
+    )
     p.add_argument("--method", default="magnitude", choices=PRUNE_METHODS, help="pruning method")
     p.add_argument(
         "--scope", default="layer", choices=SCOPES, help="rank weights per layer or globally"
@@ -97,11 +134,17 @@ def _add_own(p: argparse.ArgumentParser) -> None:
         help="register an architecture from your own Python module (repeatable; also "
         "$SLIMSCOPE_MODEL_MODULES), then pick it with --model ATTR",
     )
-    own.add_argument("--input-size", type=int, help="square input size the model file expects")
+    own.add_argument(
+        "--input-size",
+        type=_whole(1, MAX_INPUT_SIZE),
+        help="square input size the model file expects",
+    )
     own.add_argument(
         "--image-folder", help="use a folder of class subfolders (ImageFolder) instead of --data"
     )
-    own.add_argument("--image-size", type=int, default=32, help="image folder: pixels per side")
+    own.add_argument(
+        "--image-size", type=_whole(1, MAX_INPUT_SIZE), default=32, help="image folder: pixels"
+    )
     keep = p.add_argument_group("result history")
     keep.add_argument(
         "--store",
@@ -131,7 +174,7 @@ def _model_file(args):
     from .io.upload import LOCAL_MAX_BYTES, load_user_model
 
     shape = None
-    if args.input_size:
+    if args.input_size is not None:
         channels = load_dataset(args.data, data_dir=args.data_dir).in_shape[0]
         shape = (channels, args.input_size, args.input_size)
     model, data, report = load_user_model(
@@ -165,6 +208,30 @@ def _remember(args, result, artifact: bytes | None = None) -> None:
         print(f"warning: the result was not kept in the history: {e}", file=sys.stderr)
 
 
+def _check_outputs(args) -> None:
+    """Refuse an output path before any work starts: a folder, a device, a missing folder,
+    an unwritable place, or the same file as the model file or the result store."""
+    from .io.paths import OutputError, check_output, same_file
+    from .io.store import default_path
+
+    model_file = getattr(args, "model_file", None)
+    store = None if getattr(args, "no_store", True) else (args.store or default_path())
+    if store is not None and model_file is not None and same_file(store, model_file):
+        raise OutputError(f"--store {store} is the --model-file itself: pick another store")
+    inputs = {"--model-file": model_file, "--store": store}
+    for flag in ("export", "out"):
+        if getattr(args, flag, None):
+            check_output(getattr(args, flag), f"--{flag}", inputs)
+
+
+def _write(path: str | None, data: bytes) -> None:
+    """Write an output file atomically (its mode kept), if one was asked for."""
+    from .io.paths import write_atomic
+
+    if path:
+        write_atomic(path, data)
+
+
 def _register_own(argv: list[str]) -> str | None:
     """Register --model-module architectures and an --image-folder before the parser lists
     the choices; returns the image folder's data set name."""
@@ -174,7 +241,7 @@ def _register_own(argv: list[str]) -> str | None:
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--model-module", action="append", default=[])
     pre.add_argument("--image-folder")
-    pre.add_argument("--image-size", type=int, default=32)
+    pre.add_argument("--image-size", type=_whole(1, MAX_INPUT_SIZE), default=32)
     known, _ = pre.parse_known_args(argv)
     for problem in register_from_env():
         print(f"warning: {problem}", file=sys.stderr)
@@ -220,7 +287,9 @@ def cmd_run(args) -> int:
     result = evaluate_compressed(base, compressed, data, args.subset)
     if ft is not None:
         result.finetune, result.label = ft.to_dict(), f"{result.label} · {ft.label()}"
-    _remember(args, result, export(compressed, args.export or None))
+    blob = export(compressed)
+    _write(args.export, blob)
+    _remember(args, result, blob)
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
@@ -270,13 +339,19 @@ def _compress_or_finetune(args, base, data, config, calib):
 def _add_finetune(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recovery (fine-tuning after compressing)")
     g.add_argument(
-        "--finetune-epochs", type=int, default=0, help="retrain after pruning, mask held (0 = no)"
+        "--finetune-epochs",
+        type=_whole(0, MAX_EPOCHS),
+        default=0,
+        help="retrain after pruning, mask held (0 = no)",
     )
-    g.add_argument("--prune-steps", type=int, default=1, help="prune in this many steps")
+    g.add_argument("--prune-steps", type=_whole(1, 100), default=1, help="prune in these steps")
     g.add_argument(
-        "--qat-epochs", type=int, default=0, help="quantization-aware epochs (k-means: centroids)"
+        "--qat-epochs",
+        type=_whole(0, MAX_EPOCHS),
+        default=0,
+        help="quantization-aware epochs (k-means: centroids)",
     )
-    g.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (Adam)")
+    g.add_argument("--lr", type=_finite, default=5e-4, help="fine-tuning learning rate (Adam)")
 
 
 def cmd_deep_compression(args) -> int:
@@ -289,7 +364,8 @@ def cmd_deep_compression(args) -> int:
     dc = preset(args.model, **overrides, seed=args.seed)
     base, data = _baseline(args)
     model, report = get_deep_compression(base, data, dc, args.cache_dir, _show_finetune)
-    blob = export(model, args.export or None)
+    blob = export(model)
+    _write(args.export, blob)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -312,16 +388,17 @@ def _add_deep_compression(sub) -> None:
     d.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
     d.add_argument("--data-dir", help="folder holding the data set")
     d.add_argument("--cache-dir", help="where baselines and finished runs are cached")
-    d.add_argument("--epochs", type=int, help="baseline training epochs")
-    d.add_argument("--seed", type=int, default=0, help="baseline training and batch-order seed")
+    d.add_argument("--epochs", type=_whole(1, MAX_EPOCHS), help="baseline training epochs")
+    d.add_argument("--seed", type=_whole(0, MAX_SEED), default=0, help="training seed")
     d.add_argument("--prune", dest="prune_rate", type=float, help="share of weights removed")
     d.add_argument("--conv-bits", type=int, help="k-means bits of conv layers")
     d.add_argument("--fc-bits", type=int, help="k-means bits of fully connected layers")
-    d.add_argument("--prune-steps", type=int, help="iterative pruning steps")
-    d.add_argument("--prune-epochs", type=int, help="retraining epochs during and after pruning")
-    d.add_argument("--centroid-epochs", type=int, help="centroid fine-tuning epochs")
-    d.add_argument("--lr", type=float, help="retraining learning rate (Adam)")
-    d.add_argument("--centroid-lr", type=float, help="centroid fine-tuning learning rate")
+    d.add_argument("--prune-steps", type=_whole(1, 100), help="iterative pruning steps")
+    epochs = _whole(0, MAX_EPOCHS)
+    d.add_argument("--prune-epochs", type=epochs, help="retraining epochs while pruning")
+    d.add_argument("--centroid-epochs", type=epochs, help="centroid fine-tuning epochs")
+    d.add_argument("--lr", type=_finite, help="retraining learning rate (Adam)")
+    d.add_argument("--centroid-lr", type=_finite, help="centroid fine-tuning learning rate")
     d.add_argument("--export", help="write the final artifact to this file")
     d.add_argument("--json", action="store_true", help="print the stage report as JSON")
     d.set_defaults(func=cmd_deep_compression, model_file=None)
@@ -346,7 +423,7 @@ def cmd_sweep(args) -> int:
     results = sweep(base, data, configs, args.subset, on_result=show)
     frame = pd.DataFrame([r.to_row() for r in results])
     if args.out:
-        frame.to_csv(args.out, index=False)
+        _write(args.out, frame.to_csv(index=False).encode())
         print(f"wrote {len(frame)} rows to {args.out}")
     else:
         print(frame.to_string(index=False))
@@ -374,7 +451,7 @@ def cmd_sensitivity(args) -> int:
         base, data, layers, args.rates, args.bits, common, args.split, args.subset, show
     )
     if args.out:
-        pd.DataFrame([p.to_row() for p in points]).to_csv(args.out, index=False)
+        _write(args.out, pd.DataFrame([p.to_row() for p in points]).to_csv(index=False).encode())
         print(f"wrote {len(points)} points to {args.out}")
     ranked = pd.DataFrame(rank_layers(points, args.tolerance))
     print(f"layers ranked by how much they take within {args.tolerance:g} pp ({args.split} split):")
@@ -414,7 +491,7 @@ def cmd_budget(args) -> int:
     if args.export:
         from .analysis.budget import build
 
-        export(build(base, data, c, common), args.export)
+        _write(args.export, export(build(base, data, c, common)))
         print(f"  artifact written to {args.export}")
     return 0
 
@@ -444,18 +521,20 @@ def _add_analysis(sub) -> None:
     a.add_argument("--bits", type=_ints, default=list(SENS_BITS), help="e.g. 2,4,8,32")
     a.add_argument("--layers", help="comma-separated layer names (default: the compressed ones)")
     a.add_argument("--split", default="val", choices=SPLITS, help="evaluate on this split")
-    a.add_argument("--tolerance", type=float, default=1.0, help="pp drop allowed in the ranking")
+    a.add_argument("--tolerance", type=_finite, default=1.0, help="pp drop allowed in ranking")
     a.add_argument("--out", help="write every point as CSV")
     a.set_defaults(func=cmd_sensitivity)
     b = sub.add_parser("budget", help="the smallest per-layer plan keeping accuracy >= delta")
     _add_common(b)
     goal = b.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--min-accuracy", type=float, help="validation accuracy to keep, 0..1")
-    goal.add_argument("--max-drop", type=float, help="or: at most this many pp below baseline")
+    goal.add_argument("--min-accuracy", type=_finite, help="validation accuracy to keep, 0..1")
+    goal.add_argument("--max-drop", type=_finite, help="or: at most this many pp below baseline")
     b.add_argument("--minimise", default="artifact_bytes", choices=list(OBJECTIVES))
     b.add_argument("--rates", type=_floats, default=list(GRID_RATES), help="rates a layer may take")
     b.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="bit widths a layer takes")
-    b.add_argument("--max-evals", type=int, default=MAX_EVALS, help="whole-model evaluations")
+    b.add_argument(
+        "--max-evals", type=_whole(1, 100_000), default=MAX_EVALS, help="whole-model evaluations"
+    )
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")
     b.set_defaults(func=cmd_budget)
@@ -497,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     from .core.config import ConfigError
     from .core.pipeline import CompressionError
     from .io.data import DatasetUnavailable
+    from .io.paths import OutputError
     from .io.upload import UploadError
 
     try:
@@ -504,10 +584,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if folder is not None:
             args.data = folder
+        _check_outputs(args)
         return args.func(args)
-    except (ConfigError, CompressionError, DatasetUnavailable, UploadError) as e:
+    except (ConfigError, CompressionError, DatasetUnavailable, UploadError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a disk that filled up or went away mid-write: said, not traced
+        print(f"error: {e.filename or ''} {e.strerror or e}".strip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
