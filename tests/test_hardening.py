@@ -7,6 +7,10 @@ was broken: a bounded time, a bounded message, a refused file left unchanged.
 from __future__ import annotations
 
 import io
+import os
+import re
+import sqlite3
+import stat
 import struct
 import subprocess
 import sys
@@ -21,6 +25,7 @@ from helpers import restored_registries, torch_bytes, wait_healthy
 from torch import nn
 
 from compress_core.io.models import build_model
+from compress_core.io.store import Store, StoreError
 from compress_core.io.upload import UploadError, load_user_model, read_weights
 from compress_core.io.upload import register_model_module as register
 
@@ -219,3 +224,113 @@ def test_a_key_bomb_upload_is_refused_while_the_server_keeps_answering(live_serv
             browser.close()
     assert len(times) >= 10  # it was watched for the whole parse (at least 10 s of CPU)
     assert max(times) < 1.0, f"the health endpoint took up to {max(times):.2f} s"
+
+
+# --- the result store: only ours is written -----------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _fresh_store(path: Path) -> Store:
+    Store._checked.discard(path)
+    return Store(path)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "PRAGMA user_version = 7; CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT);",
+        "CREATE TABLE results (id INTEGER PRIMARY KEY, score REAL);",
+    ],
+    ids=["another-apps-db", "other-results-table"],
+)
+def test_a_database_that_is_not_ours_is_refused_and_left_byte_identical(tmp_path, schema):
+    path = tmp_path / "app.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(schema)
+    con.close()
+    before = _snapshot(tmp_path)
+    with pytest.raises(StoreError, match="left as it is"):
+        _fresh_store(path)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_read_only_store_is_read_not_damaged(tmp_path, monkeypatch, digits_lenet):
+    from compress_core import CompressionConfig, run_on
+
+    path = tmp_path / "r.sqlite"
+    result = run_on(*digits_lenet, CompressionConfig(prune_rate=0.5), subset=50)
+    _fresh_store(path).save(result, 50)
+    Store._checked.discard(path)
+    before = _snapshot(tmp_path)
+    real = os.access  # root ignores permission bits: act as a read-only mount would
+    monkeypatch.setattr(os, "access", lambda p, m: m != os.W_OK and real(p, m))
+    store = _fresh_store(path)
+    assert [r["accuracy"] for r in store.rows()] == [result.accuracy]
+    assert "read-only" in store.warnings[0]
+    with pytest.raises(StoreError, match="read-only"):
+        store.save(result, 50)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("flags", [["--export", "{store}"], ["--export", "{weights}"]])
+def test_the_cli_never_overwrites_its_own_inputs(tmp_path, digits_lenet, flags, capsys):
+    from compress_core.__main__ import main
+
+    store, weights = tmp_path / "r.sqlite", tmp_path / "w.pt"
+    weights.write_bytes(torch_bytes(digits_lenet[0].state_dict()))
+    Store(store)
+    before = _snapshot(tmp_path)
+    args = ["run", "--model-file", str(weights), "--store", str(store), "--subset", "20"]
+    args += [f.format(store=store, weights=weights) for f in flags]
+    assert main(args) == 2
+    assert "same file" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def test_export_over_a_file_keeps_its_mode_and_writes_it_whole(tmp_path, digits_lenet):
+    from compress_core.__main__ import main
+    from compress_core.format.artifact import load_compressed
+
+    out = tmp_path / "small.slim"
+    out.write_bytes(b"old")
+    out.chmod(0o640)
+    args = ["run", "--prune", "0.5", "--bits", "4", "--subset", "20", "--no-store"]
+    assert main([*args, "--export", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert load_compressed(out) is not None
+    assert [p.name for p in tmp_path.iterdir()] == ["small.slim"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["run", "--subset", "0"],
+        ["run", "--subset", "-1"],
+        ["run", "--epochs", "0"],
+        ["run", "--epochs", str(10**30)],
+        ["run", "--seed", str(10**30)],
+        ["run", "--input-size", "100000"],
+        ["run", "--input-size", "0"],
+        ["sweep", "--rates", ""],
+        ["sensitivity", "--tolerance", "nan"],
+        ["budget", "--max-drop", "1", "--max-evals", "-1"],
+        ["run", "--export", "{tmp}/missing/x.slim"],
+        ["run", "--export", "{tmp}"],
+        ["run", "--export", "/dev/null"],
+        ["run", "--export", "/proc/x.slim"],
+    ],
+)
+def test_cli_values_that_cannot_work_exit_2_before_any_work(tmp_path, flags, capsys):
+    from compress_core.__main__ import main
+
+    try:
+        code = main([*(f.format(tmp=tmp_path) for f in flags), "--no-store"])
+    except SystemExit as e:  # argparse's own exit for a value of the wrong kind
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"expected|does not exist|is a folder|not a regular file|cannot write", err)
+    assert sorted(tmp_path.iterdir()) == []

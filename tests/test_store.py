@@ -189,7 +189,7 @@ def test_a_writer_process_and_many_writer_threads_all_land(tmp_path, results):
 
 def test_a_corrupt_file_is_moved_aside_never_deleted(tmp_path, results):
     path = tmp_path / "r.sqlite"
-    garbage = b"this is not a database " * 100
+    garbage = b"SQLite format 3\x00" + b"this is not a database " * 100
     path.write_bytes(garbage)
     with pytest.warns(UserWarning, match="moved to"):
         store = fresh(path)
@@ -197,6 +197,15 @@ def test_a_corrupt_file_is_moved_aside_never_deleted(tmp_path, results):
     assert len(aside) == 1 and aside[0].read_bytes() == garbage
     store.save(results[0])
     assert fresh(path).count() == 1
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "r.sqlite"
+    text = b"someone's notes, not a database " * 100
+    path.write_bytes(text)
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        fresh(path)
+    assert path.read_bytes() == text and sorted(tmp_path.iterdir()) == [path]
 
 
 def test_a_non_finite_result_is_kept_flagged_with_no_accuracy(tmp_path, results):

@@ -9,8 +9,11 @@ so they can be downloaded again after a restart.
 
 Writes are single transactions in WAL mode with a busy timeout: a crash
 mid-write leaves the last committed state, and two processes or threads that
-write at once both land. A file that is not a healthy database is moved aside
-(never deleted) with a warning, and a fresh one is started.
+write at once both land. A damaged Slimscope database is moved aside (never
+deleted) with a warning, and a fresh one is started. Anything that is not ours
+is left untouched and refused: a file that is not SQLite, another application's
+database, a ``results`` table of another shape, a device. A store we may not
+write (a read-only file system) is opened read-only: rows are shown, none kept.
 
 Example:
     >>> store = Store()  # $SLIMSCOPE_DATA_HOME or ~/.local/share/slimscope/results.sqlite
@@ -21,11 +24,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
 import os
 import sqlite3
+import stat
 import threading
 import time
 import warnings
@@ -42,6 +47,8 @@ BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another one to finish
 MAX_ARTIFACT_BYTES = 16 << 20  # an artifact above this is not kept (re-create it instead)
 MAX_TOTAL_ARTIFACT_BYTES = 512 << 20  # past this the oldest artifacts are dropped
 MAX_ROWS = 20_000  # rows returned to a page at most, newest first
+SQLITE_MAGIC = b"SQLite format 3\x00"
+OURS = ("results", "artifacts")  # the tables a Slimscope store holds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -122,6 +129,7 @@ class Store:
         self.max_artifact_bytes = max_artifact_bytes
         self.max_total_bytes = max_total_bytes
         self.warnings: list[str] = []  # e.g. "the old file was corrupt and moved to ..."
+        self.read_only = False
         self._open()
 
     # --- writing ---------------------------------------------------------------------------
@@ -280,6 +288,14 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot create {self.path.parent}: {e.strerror or e}") from None
+            self._refuse_if_not_ours()
+            if self.path.exists() and not _writable(self.path):
+                self.read_only = True
+                self.warnings.append(
+                    f"the result store {self.path} is read-only: stored results are shown, "
+                    "new ones are not kept"
+                )
+                return
             try:
                 self._init()
             except sqlite3.DatabaseError as e:
@@ -293,6 +309,42 @@ class Store:
                 warnings.warn(self.warnings[-1], stacklevel=3)
                 self._init()
             Store._checked.add(self.path)
+
+    def _refuse_if_not_ours(self) -> None:
+        """StoreError for a path that is not a Slimscope store: it is never modified."""
+        if not self.path.exists():
+            return
+        if not stat.S_ISREG(self.path.stat().st_mode):
+            raise StoreError(f"{self.path} is not a regular file: give the path of a file")
+        with open(self.path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC[: len(head)]:
+            raise StoreError(
+                f"{self.path} is not a SQLite database; it was left as it is. "
+                "Give another file for the result store (--store, or SLIMSCOPE_DATA_HOME)."
+            )
+        try:
+            mode = "mode=ro" if _writable(self.path) else "immutable=1"  # no -shm on a ro mount
+            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
+            try:
+                rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                tables = {name for (name,) in rows}
+                columns = [c[1] for c in con.execute("PRAGMA table_info(results)")]
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            return  # a damaged database: _init says so and moves it aside
+        ours = [c[1] for c in _schema_columns()]
+        if tables and "results" not in tables:
+            what = "another application's database (it has no results table)"
+        elif columns and columns != ours:
+            what = "a database whose results table is not Slimscope's"
+        else:
+            return
+        raise StoreError(
+            f"{self.path} is {what}; it was left as it is. Give another file for the "
+            "result store (--store, or SLIMSCOPE_DATA_HOME)."
+        )
 
     def _init(self) -> None:
         con = self._connect()
@@ -331,8 +383,11 @@ class Store:
         return target
 
     def _connect(self) -> sqlite3.Connection:
+        target, uri = self.path, False
+        if self.read_only:  # nothing may change on a read-only mount: not even a -shm file
+            target, uri = f"{self.path.resolve().as_uri()}?immutable=1", True
         try:
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {self.path}: {e}") from None
         con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -342,6 +397,8 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction: all of it lands, or none of it (rolled back on any error)."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only: the result was not kept")
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
@@ -373,6 +430,21 @@ class Store:
         if isinstance(e, sqlite3.DatabaseError) and not _is_locked(e):
             with Store._lock:
                 Store._checked.discard(self.path)
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+@functools.cache
+def _schema_columns() -> list[tuple]:
+    """``PRAGMA table_info(results)`` of the table this version creates."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_SCHEMA)
+        return con.execute("PRAGMA table_info(results)").fetchall()
+    finally:
+        con.close()
 
 
 def _real(x: float) -> float | None:
