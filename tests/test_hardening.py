@@ -334,3 +334,23 @@ def test_cli_values_that_cannot_work_exit_2_before_any_work(tmp_path, flags, cap
     assert code == 2 and "Traceback" not in err
     assert re.search(r"expected|does not exist|is a folder|not a regular file|cannot write", err)
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_class_folders_linked_outside_the_image_folder_are_not_walked(tmp_path):
+    from test_upload import make_image_folder
+
+    from compress_core.io.imagefolder import list_image_folders, scan
+
+    root = tmp_path / "allowed"
+    make_image_folder(root / "shapes", split=True)
+    outside = tmp_path / "outside"
+    make_image_folder(outside, classes=("secret", "other"))
+    (root / "shapes" / "train" / "secret").symlink_to(outside / "secret")
+    (root / "shapes" / "test" / "dark").rename(tmp_path / "moved")
+    (root / "shapes" / "test" / "dark").symlink_to("/usr")
+    (root / "linked").symlink_to(outside)
+    splits, classes = scan(root / "shapes")
+    files = [p for pairs in splits.values() for p, _ in pairs]
+    assert classes == ["bright", "dark"]
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in files)
+    assert [p.name for p in list_image_folders(root)] == ["shapes"]

@@ -112,7 +112,7 @@ def _classes(folder: Path) -> list[str]:
     classes = sorted(
         p.name
         for p in folder.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and _has_images(p)
+        if p.is_dir() and not p.name.startswith(".") and _inside(p, folder) and _has_images(p)
     )
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
@@ -125,7 +125,13 @@ def _classes(folder: Path) -> list[str]:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(_is_image(p) for p in folder.rglob("*"))
+    return any(_is_image(p) and _inside(p, folder) for p in folder.rglob("*"))
+
+
+def _inside(p: Path, root: Path) -> bool:
+    """True when ``p`` resolves inside ``root``: a symlink out of the operator's folder (to
+    /usr, say) is not followed."""
+    return p.resolve().is_relative_to(root.resolve())
 
 
 def _is_image(p: Path) -> bool:
@@ -135,8 +141,9 @@ def _is_image(p: Path) -> bool:
 def _files(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
     out = []
     for label, cls in enumerate(classes):
-        if (folder / cls).is_dir():
-            out += [(p, label) for p in sorted((folder / cls).rglob("*")) if _is_image(p)]
+        if (folder / cls).is_dir() and _inside(folder / cls, folder):
+            found = sorted((folder / cls).rglob("*"))
+            out += [(p, label) for p in found if _is_image(p) and _inside(p, folder)]
     return out
 
 
@@ -216,6 +223,7 @@ def list_image_folders(root: Path | None = None) -> list[Path]:
     if root is None or not root.is_dir():
         return []
     try:
-        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p for p in found if _inside(p, root))
     except OSError:
         return []
