@@ -16,6 +16,7 @@ from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, metrics, pick
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
 
@@ -127,7 +128,7 @@ def explore() -> None:
         config = controls.controls()
         r = cache.result(*p.args, config.key(), p.subset)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {e}")
+        st.error(f"This setting cannot be applied: {plain(e)}")
         st.stop()
     controls.to_url(config)
     row = r.to_row()

@@ -18,6 +18,7 @@ from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
 
@@ -76,7 +77,7 @@ def run(p, job: dict) -> None:
         try:
             r = cache.result(*p.args, key, p.subset)
         except (ConfigError, CompressionError) as e:
-            st.warning(f"Skipped a setting that cannot be applied: {e}")
+            st.warning(f"Skipped a setting that cannot be applied: {plain(e)}")
             continue
         points[(*job["pick"], key)] = r.to_row()
         bar.progress(

@@ -30,6 +30,7 @@ from compress_core.core.config import (
 from compress_core.core.layers import weight_layers
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Sensitivity", page_icon="✂️", layout="wide")
 
@@ -182,7 +183,7 @@ def main() -> None:
             return
         show(job_points(base, job), job, len(todo(base, job)))
     except (ConfigError, CompressionError) as e:
-        st.error(f"This analysis cannot be run: {e}")
+        st.error(f"This analysis cannot be run: {plain(e)}")
 
 
 main()

@@ -25,6 +25,7 @@ from compress_core.core.config import (
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Budget", page_icon="✂️", layout="wide")
 
@@ -206,7 +207,7 @@ def main() -> None:
     try:
         r = search(p, req)
     except (ConfigError, CompressionError) as e:
-        st.error(f"The search cannot run: {e}")
+        st.error(f"The search cannot run: {plain(e)}")
         return
     show_answer(r)
     if r.chosen is not None:

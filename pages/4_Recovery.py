@@ -34,6 +34,7 @@ from compress_core.train.finetune import (
 )
 from ui import cache, charts, controls, pick
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Recovery", page_icon="✂️", layout="wide")
 
@@ -186,7 +187,7 @@ def finetune_tab(p, base, data) -> None:
         ft = finetune_controls()
         one = cache.result(*p.args, config.key(), p.subset)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {e}")
+        st.error(f"This setting cannot be applied: {plain(e)}")
         return
     rows = st.session_state.setdefault("recovery_rows", {})
     record_row(rows, (p.args, p.subset, config.key(), ""), one, "")
@@ -225,7 +226,7 @@ def finetune_tab(p, base, data) -> None:
         if curve:
             run_curve(p, config, ft, rows)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be fine-tuned: {e}")
+        st.error(f"This setting cannot be fine-tuned: {plain(e)}")
         return
     tuned = None
     if epochs and (key in rows or finetuned_path(base, data, config, ft).is_file()):
@@ -357,7 +358,7 @@ def replay_tab(p, base, data) -> None:
     try:
         dc = dc_controls(p.model)
     except ConfigError as e:
-        st.error(f"These settings cannot be applied: {e}")
+        st.error(f"These settings cannot be applied: {plain(e)}")
         return
     st.caption(f"Prune → retrain → k-means → centroid fine-tuning → Huffman: {dc.label()}.")
     go = st.button("Run Deep Compression", key="dc_run", type="primary")

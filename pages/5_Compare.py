@@ -12,6 +12,7 @@ import streamlit as st
 from compress_core.io.store import StoreError
 from ui import cache, charts
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Compare", page_icon="✂️", layout="wide")
 
@@ -143,10 +144,10 @@ def main() -> None:
         except StoreError as e:
             problem = str(e)
     for text in dict.fromkeys([*cache.STORE_PROBLEMS, *(store.warnings if store else [])]):
-        st.warning(f"Result store: {text}", icon="⚠️")
+        st.warning(f"Result store: {plain(text)}", icon="⚠️")
     if store is None or problem:
         st.error(
-            f"The result history cannot be read{f' ({problem})' if problem else ''}; "
+            f"The result history cannot be read{f' ({plain(problem)})' if problem else ''}; "
             "results are still shown on each page."
         )
         st.stop()

@@ -19,13 +19,16 @@ from compress_core.io.data import DATASETS, DatasetUnavailable, load_dataset
 from compress_core.io.imagefolder import list_image_folders
 from compress_core.io.models import MODELS, input_size_for
 from compress_core.io.upload import (
+    MAX_RESIZED_BYTES,
     MAX_UPLOAD_BYTES,
     SAFE_EXTENSIONS,
     SAVE_WEIGHTS_HOWTO,
     UploadError,
+    max_input_size,
 )
 from ui import cache, controls, metrics
 from ui.format import human_bytes
+from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Your model", page_icon="✂️", layout="wide")
 
@@ -60,6 +63,7 @@ def pick_data() -> str:
 def pick_shape(arch: str, dataset: str) -> tuple[int, int, int]:
     native = load_dataset(dataset)
     c, size = native.in_shape[0], input_size_for(arch, native.in_shape[1])
+    cap = max_input_size(dataset)
     left, right = st.columns(2)
     combo = f"{arch}|{dataset}"  # a new pick starts from its own defaults
     channels = left.number_input(
@@ -73,25 +77,27 @@ def pick_shape(arch: str, dataset: str) -> tuple[int, int, int]:
     side = right.number_input(
         "Input size (pixels, square)",
         MODELS[arch].min_size,
-        512,
-        size,
+        max(cap, MODELS[arch].min_size),
+        min(size, cap),
         key=f"byo_size|{combo}",
-        help="The height and width the model was trained at; images are resized to it.",
+        help="The height and width the model was trained at; images are resized to it. "
+        f"At most {cap} px for {dataset}, so one resized copy stays under "
+        f"{MAX_RESIZED_BYTES >> 20} MiB of server memory.",
     )
     return (int(channels), int(side), int(side))
 
 
 def show_report(report) -> None:
     st.success(
-        f"**{report.filename}** fits **{report.architecture}** for {report.dataset} "
+        f"**{plain(report.filename)}** fits **{report.architecture}** for {report.dataset} "
         f"({report.params:,} parameters, {human_bytes(report.nbytes)}, "
         f"sha256 {report.sha256[:12]}…)."
     )
     with st.expander("What was checked"):
         for line in report.checks:
-            st.write(f"✓ {line}")
+            st.write(f"✓ {plain(line)}")
     for w in report.warnings:
-        st.warning(w, icon="⚠️")
+        st.warning(plain(w), icon="⚠️")
 
 
 def show_result(r) -> None:
@@ -111,7 +117,7 @@ def main() -> None:
     st.title("Your model")
     st.caption("Upload weights you trained; see how far they compress before they stop working.")
     for problem in cache.MODEL_MODULE_PROBLEMS:
-        st.warning(f"An operator architecture was not registered: {problem}")
+        st.warning(f"An operator architecture was not registered: {plain(problem)}")
     arch = st.selectbox(
         "Architecture",
         MODELS.names(),
@@ -123,8 +129,8 @@ def main() -> None:
     try:
         dataset = pick_data()
         shape = pick_shape(arch, dataset)
-    except DatasetUnavailable as e:
-        st.error(f"{e}")
+    except (DatasetUnavailable, UploadError) as e:
+        st.error(plain(e))
         st.stop()
     upload = st.file_uploader(
         "Weights",
@@ -137,7 +143,7 @@ def main() -> None:
         st.stop()
     if upload.size > MAX_UPLOAD_BYTES:  # before reading a byte of it
         st.error(
-            f"{upload.name} is {upload.size / 2**20:.1f} MiB; the limit is "
+            f"{plain(upload.name, 80)} is {upload.size / 2**20:.1f} MiB; the limit is "
             f"{MAX_UPLOAD_BYTES >> 20} MiB. Run the CLI on your own machine for bigger models."
         )
         st.stop()
@@ -146,14 +152,14 @@ def main() -> None:
     try:
         _, _, report = cache.user_model(*args, _blob=blob)
     except (UploadError, DatasetUnavailable) as e:
-        st.error(f"{e}")
+        st.error(plain(e))
         st.stop()
     show_report(report)
     try:
         config = controls.controls()
         r = cache.user_result(*args, config.key(), None, _blob=blob)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {e}")
+        st.error(f"This setting cannot be applied: {plain(e)}")
         st.stop()
     show_result(r)
     if not r.finite:

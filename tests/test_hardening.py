@@ -18,6 +18,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import quote as quote_url
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ from compress_core.io.models import build_model
 from compress_core.io.store import Store, StoreError
 from compress_core.io.upload import UploadError, load_user_model, read_weights
 from compress_core.io.upload import register_model_module as register
+from ui.safe import JOINER
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -162,9 +164,11 @@ def test_an_operator_architecture_without_arguments_builds(tmp_path, monkeypatch
 # --- the key bomb against a real server ----------------------------------------------------
 
 
-@pytest.fixture
-def live_server(tmp_path):
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
     import socket
+
+    tmp_path = tmp_path_factory.mktemp("server")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -354,3 +358,45 @@ def test_class_folders_linked_outside_the_image_folder_are_not_walked(tmp_path):
     assert classes == ["bright", "dark"]
     assert all(p.resolve().is_relative_to(root.resolve()) for p in files)
     assert [p.name for p in list_image_folders(root)] == ["shapes"]
+
+
+def test_a_link_in_the_url_is_shown_as_text_in_the_browser(live_server):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium not found: apt-get install -y chromium (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    evil = "[Session expired - click here](https://evil.example/login)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{live_server}/?bits={quote_url(evil)}", timeout=120_000)
+        page.get_by_text("were not applied").wait_for(timeout=120_000)
+        body = page.locator("[data-testid=stAlert]").first.inner_text()
+        found = page.locator("a[href*='evil.example'], img[src*='evil.example']")
+        links = found.count()
+        browser.close()
+    assert evil in body.replace(JOINER, "") and links == 0
+
+
+def test_a_url_value_reaches_the_error_box_escaped():
+    from streamlit.testing.v1 import AppTest
+
+    evil = "![x](https://evil.example/t.png) [y](https://evil.example) :red[z] $x$"
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["bits"] = evil
+    at.run()
+    shown = at.error[0].value
+    assert re.search(r"(?<!\\)[\[\]()!:$]", shown) is None  # every mark escaped
+    assert evil in re.sub(r"\\(.)", r"\1", shown).replace(JOINER, "")  # what was sent
+
+
+def test_input_size_is_capped_with_the_cap_in_the_message():
+    from compress_core.io.data import load_dataset
+    from compress_core.io.upload import MAX_RESIZED_BYTES, max_input_size, user_data
+
+    cap = max_input_size("digits")
+    d = load_dataset("digits")
+    images = len(d.train_x) + len(d.val_x) + len(d.test_x)
+    assert 4 * images * cap * cap <= MAX_RESIZED_BYTES < 4 * images * (cap + 1) ** 2
+    with pytest.raises(UploadError, match=rf"at most {cap} px"):
+        user_data("digits", "lenet5", (1, 512, 512))

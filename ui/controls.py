@@ -18,6 +18,7 @@ from compress_core.core.config import (
     CompressionConfig,
     ConfigError,
 )
+from ui.safe import plain
 
 BITS = [*range(1, 17), FLOAT_BITS]
 RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, for grids
@@ -85,7 +86,7 @@ def controls() -> CompressionConfig:
     """
     init_from_url()
     if "url_error" in st.session_state:
-        st.error(st.session_state.pop("url_error"))
+        st.error(plain(st.session_state.pop("url_error")))
     left, right = st.columns(2)
     rate = left.slider(
         "Pruning rate (%)",

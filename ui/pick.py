@@ -9,6 +9,7 @@ import streamlit as st
 from compress_core.io.data import DATASETS, DatasetUnavailable
 from compress_core.io.models import MODELS
 from compress_core.train.baseline import TrainProgress, default_epochs
+from ui.safe import plain
 
 from . import cache
 
@@ -93,7 +94,9 @@ def load_baseline(pick: Pick):
         base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
         box.update(label="Data set not available", state="error")
-        st.error(f"{e}\n\nMeanwhile, pick **digits** in the sidebar: it always works offline.")
+        st.error(
+            f"{plain(e)}\n\nMeanwhile, pick **digits** in the sidebar: it always works offline."
+        )
         st.stop()
     meta = getattr(base, "slimscope_baseline_meta", {}) or {}
     acc = meta.get("test_accuracy")

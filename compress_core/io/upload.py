@@ -57,6 +57,9 @@ LOCAL_MAX_BYTES = 4 << 30  # the CLI reads the user's own files
 SAFE_EXTENSIONS = (".pt", ".pth", ".safetensors")
 TRUSTED_EXTENSIONS = (".pt2", ".ts", ".torchscript", ".jit")  # code inside: trust=True only
 BATCH = 64  # images in the single-batch check
+MAX_INPUT_SIZE = 512  # pixels per side, whatever the data set
+# One resized copy of a data set a visitor may ask for; data.py keeps at most 8 such copies.
+MAX_RESIZED_BYTES = 256 << 20
 REFERENCE_TOLERANCE = 1e-4  # trusted files: |file's forward - architecture's| allowed
 
 
@@ -253,6 +256,13 @@ def user_data(
     """
     MODELS[architecture]
     native = load_dataset(dataset, data_dir=data_dir)
+    cap = max_input_size(dataset, data_dir)
+    if in_shape is not None and int(in_shape[1]) > cap:
+        raise UploadError(
+            f"{int(in_shape[1])} px inputs are over this server's cap for {dataset}: at most "
+            f"{cap} px, so that one resized copy of it stays under "
+            f"{MAX_RESIZED_BYTES >> 20} MiB. Pick a smaller input size."
+        )
     channels = native.in_shape[0]
     if in_shape is None:
         size = input_size_for(architecture, native.in_shape[1])
@@ -271,6 +281,15 @@ def user_data(
             f"got {h}"
         )
     return load_dataset(dataset, h, data_dir)
+
+
+def max_input_size(dataset: str, data_dir: str | None = None) -> int:
+    """The largest square input side ``dataset`` may be resized to: every image at that size
+    in float32 fits ``MAX_RESIZED_BYTES`` (the native size is always allowed)."""
+    native = load_dataset(dataset, data_dir=data_dir)
+    images = len(native.train_x) + len(native.val_x) + len(native.test_x)
+    side = math.isqrt(MAX_RESIZED_BYTES // (4 * native.in_shape[0] * images))
+    return max(native.in_shape[1], min(side, MAX_INPUT_SIZE))
 
 
 def validate(weights: Weights, architecture: str, data: Dataset) -> tuple[nn.Module, UploadReport]:
