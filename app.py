@@ -106,6 +106,7 @@ def show_export(r, p, config_key: str) -> None:
         "slimscope-results.csv",
         "text/csv",
         key="dl_csv",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
     b.download_button(
         f"Download the compressed model ({human_bytes(r.artifact_bytes)})",
@@ -114,6 +115,7 @@ def show_export(r, p, config_key: str) -> None:
         "application/octet-stream",
         key="dl_artifact",
         help="Read it back with compress_core.format.artifact.load_compressed(path).",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
 
 

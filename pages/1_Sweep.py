@@ -169,6 +169,7 @@ def show_table(frame: pd.DataFrame) -> None:
         "slimscope-sweep.csv",
         "text/csv",
         key="sweep_csv",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
 
 

@@ -159,6 +159,7 @@ def show(points: list[Point], job: dict, total: int) -> None:
         "slimscope-sensitivity.csv",
         "text/csv",
         key="sens_csv",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
 
 

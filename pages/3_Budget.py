@@ -186,6 +186,7 @@ def show_details(p, r, req: dict) -> None:
         "application/octet-stream",
         key="budget_download",
         help="Read it back with compress_core.format.artifact.load_compressed(path).",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
 
 

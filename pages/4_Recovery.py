@@ -387,6 +387,7 @@ def replay_tab(p, base, data) -> None:
         f"{p.model}-{p.dataset}-deep-compression.slim",
         "application/octet-stream",
         key="dc_download",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
 
 

@@ -109,6 +109,7 @@ def downloads(store, frame: pd.DataFrame) -> None:
         "slimscope-history.csv",
         "text/csv",
         key="cmp_csv",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
     kept = frame[frame["has_artifact"]]
     if not len(kept):
@@ -130,6 +131,7 @@ def downloads(store, frame: pd.DataFrame) -> None:
             "application/octet-stream",
             key="cmp_artifact",
             help="Read it back with compress_core.format.artifact.load_compressed(path).",
+            on_click="ignore",  # no rerun: the served file stays while it downloads
         )
 
 

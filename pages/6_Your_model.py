@@ -173,6 +173,7 @@ def main() -> None:
         key="byo_download",
         help="Read it back with compress_core.format.artifact.load_compressed(path). "
         "It is also kept on the Compare page.",
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )
     for problem in cache.STORE_PROBLEMS:
         st.caption(f"History not saved: {problem}")

@@ -400,3 +400,14 @@ def test_input_size_is_capped_with_the_cap_in_the_message():
     assert 4 * images * cap * cap <= MAX_RESIZED_BYTES < 4 * images * (cap + 1) ** 2
     with pytest.raises(UploadError, match=rf"at most {cap} px"):
         user_data("digits", "lenet5", (1, 512, 512))
+
+
+def test_explore_downloads_do_not_rerun_the_page_while_the_file_is_served():
+    """Issue #10: under 8 tabs, 2 of 32 artifact downloads failed with "source error 404".
+    A click that reruns the script replaces the media file the browser is still fetching;
+    ``on_click="ignore"`` keeps the page (and the file) as it is."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    buttons = at.get("download_button")
+    assert len(buttons) == 2 and all(b.proto.ignore_rerun for b in buttons)
