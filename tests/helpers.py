@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import torch
 
@@ -43,3 +47,27 @@ def wait_healthy(url: str, seconds: float = 90) -> None:
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"streamlit at {url} did not start within {seconds:.0f} s")
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, app: str = "app.py"):
+    """`streamlit run app` on a free port of 127.0.0.1, as a user starts it; yields its URL.
+
+    Its output goes to ``log_path``: a pipe nobody reads would fill and stall it.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = {"port": port, "address": "127.0.0.1", "headless": "true"}
+    args = [x for k, v in flags.items() for x in (f"--server.{k}", str(v))]
+    root = Path(__file__).resolve().parent.parent
+    with open(log_path, "wb") as log:
+        command = [sys.executable, "-m", "streamlit", "run", app, *args]
+        proc = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -12,8 +12,6 @@ import re
 import sqlite3
 import stat
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -22,7 +20,7 @@ from urllib.parse import quote as quote_url
 
 import pytest
 import torch
-from helpers import restored_registries, torch_bytes, wait_healthy
+from helpers import restored_registries, streamlit_server, torch_bytes
 from torch import nn
 
 from compress_core.io.models import build_model
@@ -166,30 +164,8 @@ def test_an_operator_architecture_without_arguments_builds(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
-    import socket
-
-    tmp_path = tmp_path_factory.mktemp("server")
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "streamlit.log", "wb")
-    flags = {"port": port, "address": "127.0.0.1", "headless": "true"}
-    args = [x for k, v in flags.items() for x in (f"--server.{k}", str(v))]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", *args],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
+    with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
 
 
 def _health_while(url: str, stop: threading.Event, slow: list[float]) -> None:

@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from ..core.record import (
     get_spec,
     materialize,
 )
+from ..io.paths import write_atomic
 from . import huffman
 
 MAGIC = b"SLIM"
@@ -149,7 +149,7 @@ def export(model: nn.Module, path: str | os.PathLike | None = None) -> bytes:
     """
     blob = _encode(model)[0]
     if path is not None:
-        _write_atomic(os.fspath(path), blob)
+        write_atomic(os.fspath(path), blob)
     return blob
 
 
@@ -487,22 +487,6 @@ def _encode_params(q: QuantState) -> tuple[dict, bytes]:
     index = where.make()
     fields = {"scheme": "codebook", "ng": n_groups, "cb": "used"}
     return {**fields, "cbi": {**where.fields, "len": len(index)}}, index + table[used].tobytes()
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".slim-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --- reading -------------------------------------------------------------------
