@@ -63,7 +63,7 @@ def pick_data() -> str:
 def pick_shape(arch: str, dataset: str) -> tuple[int, int, int]:
     native = load_dataset(dataset)
     c, size = native.in_shape[0], input_size_for(arch, native.in_shape[1])
-    cap = max_input_size(dataset)
+    cap = max_input_size(dataset, arch)
     left, right = st.columns(2)
     combo = f"{arch}|{dataset}"  # a new pick starts from its own defaults
     channels = left.number_input(

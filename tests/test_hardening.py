@@ -370,7 +370,7 @@ def test_input_size_is_capped_with_the_cap_in_the_message():
     from compress_core.io.data import load_dataset
     from compress_core.io.upload import MAX_RESIZED_BYTES, max_input_size, user_data
 
-    cap = max_input_size("digits")
+    cap = max_input_size("digits", "lenet5")
     d = load_dataset("digits")
     images = len(d.train_x) + len(d.val_x) + len(d.test_x)
     assert 4 * images * cap * cap <= MAX_RESIZED_BYTES < 4 * images * (cap + 1) ** 2
@@ -387,3 +387,9 @@ def test_explore_downloads_do_not_rerun_the_page_while_the_file_is_served():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     buttons = at.get("download_button")
     assert len(buttons) == 2 and all(b.proto.ignore_rerun for b in buttons)
+
+
+def test_a_device_as_the_store_is_refused_and_stays_a_device():
+    with pytest.raises(StoreError, match="not a regular file"):
+        _fresh_store(Path("/dev/null"))
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)

@@ -256,7 +256,7 @@ def user_data(
     """
     MODELS[architecture]
     native = load_dataset(dataset, data_dir=data_dir)
-    cap = max_input_size(dataset, data_dir)
+    cap = max_input_size(dataset, architecture, data_dir)
     if in_shape is not None and int(in_shape[1]) > cap:
         raise UploadError(
             f"{int(in_shape[1])} px inputs are over this server's cap for {dataset}: at most "
@@ -283,13 +283,15 @@ def user_data(
     return load_dataset(dataset, h, data_dir)
 
 
-def max_input_size(dataset: str, data_dir: str | None = None) -> int:
-    """The largest square input side ``dataset`` may be resized to: every image at that size
-    in float32 fits ``MAX_RESIZED_BYTES`` (the native size is always allowed)."""
+def max_input_size(dataset: str, architecture: str, data_dir: str | None = None) -> int:
+    """The largest square input side ``dataset`` may be resized to for ``architecture``: every
+    image at that size in float32 fits ``MAX_RESIZED_BYTES``. The native size and the
+    architecture's own default are always allowed."""
     native = load_dataset(dataset, data_dir=data_dir)
     images = len(native.train_x) + len(native.val_x) + len(native.test_x)
     side = math.isqrt(MAX_RESIZED_BYTES // (4 * native.in_shape[0] * images))
-    return max(native.in_shape[1], min(side, MAX_INPUT_SIZE))
+    usual = max(native.in_shape[1], input_size_for(architecture, native.in_shape[1]))
+    return max(usual, min(side, MAX_INPUT_SIZE))
 
 
 def validate(weights: Weights, architecture: str, data: Dataset) -> tuple[nn.Module, UploadReport]:
