@@ -55,7 +55,7 @@ def refused(blob: bytes, name: str = "weights.pt", **kw) -> tuple[str, float]:
 
 def test_a_key_bomb_is_stopped_by_the_parsers_limits_and_the_message_stays_short():
     message, seconds = refused(key_bomb(60))  # hashing it would take years
-    assert "within the limits" in message and seconds < 60
+    assert re.search(r"within the limits.*signal|took more than", message) and seconds < 90
     message, _ = refused(key_bomb(24))  # parses, but str(key) would be 100 MB
     assert "<a tuple>" in message and len(message) < 1000
 
@@ -197,7 +197,8 @@ def test_a_key_bomb_upload_is_refused_while_the_server_keeps_answering(live_serv
         watcher = threading.Thread(target=_health_while, args=(live_server, stop, times))
         watcher.start()
         try:
-            page.get_by_text("could not be read within the limits").wait_for(timeout=120_000)
+            stopped = re.compile(r"within the limits.*signal|took more than")  # not a crash
+            page.get_by_text(stopped).wait_for(timeout=120_000)
         finally:
             stop.set()
             watcher.join()

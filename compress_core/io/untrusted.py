@@ -3,9 +3,12 @@
 PyTorch's SECURITY.md: even ``weights_only`` unpickling can be made slow or huge (a
 1 KB pickle whose dict key is a deeply nested tuple hashes for hours; a stride-0 view
 declares a billion elements over one stored value). So the parsing runs in a fresh
-process (forked from a fork server that has torch loaded) with an address-space and
-CPU-time limit and a wall-clock timeout. Only plain tensors come back, re-serialised as safetensors
+Python (``python -I this_file``) with an address-space and CPU-time limit and a
+wall-clock timeout. Only plain tensors come back, re-serialised as safetensors
 after checking that each one's storage really holds its declared size.
+
+This file also runs as that child: it then imports only torch, safetensors and the
+standard library.
 
 Example:
     >>> kind, state, notes = parse(open("w.pt", "rb").read(), "w.pt")
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -65,33 +69,31 @@ def parse(blob: bytes, filename: str, ext: str, cpu_seconds: int = CPU_SECONDS):
     """
     from safetensors.torch import load
 
-    ctx = multiprocessing.get_context("forkserver")
-    # The fork server imports torch (and the caller's guarded __main__, as every
-    # forkserver child must) once; each parse is then a cheap fork of it.
-    ctx.set_forkserver_preload(["__main__", __name__, "torch", "safetensors.torch"])
-    mine, theirs = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(theirs, blob, filename, ext, cpu_seconds), daemon=True)
+    # A fresh interpreter running this file (-I: no user paths, no cwd on sys.path), not
+    # multiprocessing: its children re-import the caller's __main__, and inside Streamlit
+    # __main__ is the page being run.
+    request = json.dumps({"filename": filename, "ext": ext, "cpu": cpu_seconds}).encode()
     wall = WALL_SECONDS + 2 * cpu_seconds
     try:
-        child.start()
-        theirs.close()
-        if not mine.poll(wall):
-            raise Refused(
-                f"{filename} took more than {wall} s to read and was stopped: real weights "
-                f"files read in about a second. {HOWTO}"
-            )
-        head = json.loads(mine.recv_bytes())
-        if "error" in head:
-            raise Refused(head["error"])
-        return head["kind"], load(mine.recv_bytes()), head["notes"]
-    except EOFError:  # killed by its CPU limit, or its memory ran out outside Python
-        child.join(1)
-        raise Refused(_died(filename, child.exitcode, cpu_seconds, len(blob))) from None
-    finally:
-        if child.pid is not None:
-            child.kill()
-            child.join()
-        mine.close()
+        done = subprocess.run(
+            [sys.executable, "-I", os.path.abspath(__file__)],
+            input=struct.pack("<Q", len(request)) + request + blob,
+            capture_output=True,
+            timeout=wall,
+        )
+    except subprocess.TimeoutExpired:
+        raise Refused(
+            f"{filename} took more than {wall} s to read and was stopped: real weights "
+            f"files read in about a second. {HOWTO}"
+        ) from None
+    out = done.stdout
+    if done.returncode != 0 or len(out) < 8:
+        raise Refused(_died(filename, done.returncode, cpu_seconds, len(blob)))
+    (n,) = struct.unpack("<Q", out[:8])
+    head = json.loads(out[8 : 8 + n])
+    if "error" in head:
+        raise Refused(head["error"])
+    return head["kind"], load(out[8 + n :]), head["notes"]
 
 
 def _died(filename: str, code, cpu_seconds: int, size: int) -> str:
@@ -118,24 +120,28 @@ def _limit_self(cpu_seconds: int, size: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
 
 
-def _child(conn, blob: bytes, filename: str, ext: str, cpu_seconds: int) -> None:
-    """In the child: limit this process, read the file, send a header and safetensors."""
+def child_main() -> int:
+    """Read a request and the file's bytes on stdin; write a header and safetensors on stdout."""
+    import torch  # noqa: F401  (loaded before the limits: its own size is not the file's)
     from safetensors.torch import save
 
-    _limit_self(cpu_seconds, len(blob))
-    body = None
+    raw = sys.stdin.buffer.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    request, blob = json.loads(raw[8 : 8 + n]), raw[8 + n :]
+    filename, cpu = request["filename"], int(request["cpu"])
+    _limit_self(cpu, len(blob))
+    body = b""
     try:
-        kind, state, notes = read(blob, filename, ext)
+        kind, state, notes = read(blob, filename, request["ext"])
         head = {"kind": kind, "notes": notes}
         body = save(state)
     except Refused as e:
         head = {"error": str(e)}
     except MemoryError:
-        head = {"error": _died(filename, "MemoryError", cpu_seconds, len(blob))}
-    conn.send_bytes(json.dumps(head).encode())
-    if body is not None:
-        conn.send_bytes(body)
-    conn.close()
+        head = {"error": _died(filename, "MemoryError", cpu, len(blob))}
+    text = json.dumps(head).encode()
+    sys.stdout.buffer.write(struct.pack("<Q", len(text)) + text + body)
+    return 0
 
 
 def read(blob: bytes, filename: str, ext: str) -> tuple[str, dict, list[str]]:
@@ -239,7 +245,7 @@ def find_state_dict(obj: Any, filename: str = "the file") -> tuple[dict, list[st
         got = f"a {type(obj).__name__}"
         if isinstance(obj, Mapping):
             bad = [quote(k, 40) for k, v in obj.items() if not _is_weight(k, v)][:5]
-            got = f"a dict whose entries {', '.join(bad)} are not name -> tensor"
+            got = f"a dict whose entries {', '.join(bad)} are not tensors under text names"
         raise Refused(
             f"{filename} holds {got}, not a state_dict (a dict of weight name -> tensor). "
             f"{SAVE_WEIGHTS_HOWTO}."
@@ -379,3 +385,7 @@ def first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     first = lines[0].split(". ")[0] if lines else type(e).__name__
     return first[:300]
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
