@@ -3,9 +3,9 @@
 ``st.error``, ``st.warning``, ``st.info`` and ``st.markdown`` render Markdown, so a URL
 value such as ``[Session expired](https://evil.example/login)`` or a file named
 ``![x](https://tracker)`` would become a real link or an image every visitor's browser
-fetches. ``plain`` backslash-escapes every ASCII punctuation mark (CommonMark shows an
-escaped mark as itself), which also defuses Streamlit's ``:red[...]`` / ``$...$`` syntax,
-and bounds the length. Bare URLs need more: GFM turns ``https://...``, ``www.`` and
+fetches. ``plain`` backslash-escapes every mark that forms a link, image, HTML, code,
+emphasis or Streamlit's ``:red[...]`` / ``$...$`` syntax (CommonMark shows an escaped
+mark as itself), and bounds the length. Bare URLs need more: GFM turns ``https://...``, ``www.`` and
 ``a@b.c`` into links by searching the text *after* escapes are resolved, so an invisible
 WORD JOINER (U+2060) goes after each ``http(s)``, ``www``, ``mailto``, ``xmpp`` and ``@``.
 
@@ -16,10 +16,11 @@ Example:
 from __future__ import annotations
 
 import re
-import string
 
 MAX_CHARS = 2000  # a message quoting user data is cut here
-_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+# Every mark Markdown or Streamlit reads as syntax outside a line start, except "_": it is
+# everywhere in names (prune_rate) and makes only italics (_x_), which reach nothing.
+_SYNTAX = re.compile(r"([\\`*\[\](){}<>!:$&~|#])")
 _AUTOLINK = re.compile(r"(https?|www|mailto|xmpp|@)", re.IGNORECASE)
 JOINER = "\u2060"  # zero-width, invisible: breaks GFM's autolink patterns
 
@@ -29,4 +30,4 @@ def plain(value: object, limit: int = MAX_CHARS) -> str:
     text = str(value)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(r"\1" + JOINER, text))
+    return _SYNTAX.sub(r"\\\1", _AUTOLINK.sub(r"\1" + JOINER, text))
