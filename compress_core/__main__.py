@@ -210,12 +210,12 @@ def _baseline(args):
 
 
 def cmd_run(args) -> int:
-    from .core.pipeline import calibration_batches, evaluate_compressed
+    from .core.pipeline import calibration_for, evaluate_compressed
     from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
     base, data = _baseline(args)
-    calib = calibration_batches(data) if config.act_bits != 32 else None
+    calib = calibration_for(data, config)
     compressed, ft = _compress_or_finetune(args, base, data, config, calib)
     result = evaluate_compressed(base, compressed, data, args.subset)
     if ft is not None:

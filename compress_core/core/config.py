@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PRUNE_METHODS = ("magnitude", "random", "l1-structured", "l2-structured")
 SCOPES = ("layer", "global")
-QUANT_METHODS = ("uniform", "symmetric", "kmeans")
 GRANULARITIES = ("per_tensor", "per_channel")
 CALIBRATIONS = ("minmax", "percentile")
 FLOAT_BITS = 32  # the bit width that means "leave as float32"
@@ -17,6 +16,34 @@ FLOAT_BITS = 32  # the bit width that means "leave as float32"
 
 class ConfigError(ValueError):
     """A setting that is out of range; the message says what is allowed."""
+
+
+class RegisteredNames(Sequence):
+    """The names in a method registry, read live: a method registered later is a valid choice.
+
+    Behaves as a tuple for ``argparse`` choices and Streamlit option lists.
+    """
+
+    def __init__(self, registry: str):
+        self._registry = registry
+
+    def _names(self) -> tuple[str, ...]:
+        from . import prune, quantize  # lazily: both import this module
+
+        return tuple({"prune": prune.PRUNERS, "quant": quantize.QUANTIZERS}[self._registry])
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+PRUNE_METHODS = RegisteredNames("prune")  # magnitude, random, l1-structured, l2-structured, ...
+QUANT_METHODS = RegisteredNames("quant")  # uniform, symmetric, kmeans, ...
 
 
 @dataclass(frozen=True)
@@ -28,10 +55,10 @@ class CompressionConfig:
     """
 
     prune_rate: float = 0.0  # fraction removed, 0..1: weights, or channels for *-structured
-    prune_method: str = "magnitude"  # magnitude | random | l1-structured | l2-structured
+    prune_method: str = "magnitude"  # a registered pruning method (core.prune.PRUNERS)
     scope: str = "layer"  # layer: each layer to the rate; global: one ranking across layers
     bits: int = FLOAT_BITS  # weight bit width 1..16, or 32 = float (no quantization)
-    quant: str = "uniform"  # uniform (asymmetric affine) | symmetric | kmeans (weight sharing)
+    quant: str = "uniform"  # a registered quantizer: uniform | symmetric | kmeans | ...
     granularity: str = (
         "per_channel"  # per_tensor | per_channel (one scale/codebook per output channel)
     )
@@ -42,9 +69,11 @@ class CompressionConfig:
     exclude: tuple[str, ...] = ()  # fnmatch patterns of layer names never to touch
     huffman: bool = False  # Huffman-code the artifact's weight codes and indexes (Deep Compression)
     seed: int = 0  # for random pruning and k-means initialisation
+    recalibrate_bn: bool = False  # re-estimate BatchNorm statistics on a few training batches
+    bias_correction: bool = False  # shift biases so each layer's mean output matches the base's
 
     def __post_init__(self) -> None:
-        def one_of(field: str, allowed: tuple[str, ...]) -> None:
+        def one_of(field: str, allowed: Sequence[str]) -> None:
             value = getattr(self, field)
             if value not in allowed:
                 raise ConfigError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
@@ -66,6 +95,9 @@ class CompressionConfig:
         one_of("quant", QUANT_METHODS)
         one_of("granularity", GRANULARITIES)
         one_of("act_calibration", CALIBRATIONS)
+        for field in ("recalibrate_bn", "bias_correction"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigError(f"{field} must be True or False; got {getattr(self, field)!r}")
         for field in ("include", "exclude"):
             value = getattr(self, field)
             if isinstance(value, str) or not all(isinstance(p, str) for p in value):
@@ -75,7 +107,10 @@ class CompressionConfig:
 
     @property
     def structured(self) -> bool:
-        return self.prune_method.endswith("-structured")
+        """True when the pruning method removes whole channels (a registry attribute)."""
+        from .prune import PRUNERS
+
+        return PRUNERS[self.prune_method].structured
 
     @property
     def quantized(self) -> bool:
@@ -148,4 +183,8 @@ class CompressionConfig:
             parts.append(f"{self.bits}-bit {self.quant}")
         if self.act_bits != FLOAT_BITS:
             parts.append(f"act {self.act_bits}-bit")
+        if self.recalibrate_bn:
+            parts.append("BN re-estimated")
+        if self.bias_correction:
+            parts.append("bias corrected")
         return " · ".join(parts) or "float baseline"
