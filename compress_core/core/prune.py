@@ -168,10 +168,14 @@ def _prune_out_channels_(graph, name: str, module: nn.Module, idxs: list[int]) -
         fn = graph.get_pruner_of_module(module).prune_out_channels
         graph.get_pruning_group(module, fn, idxs=idxs).prune()
     except Exception as e:
-        raise ValueError(
-            f"structured pruning cannot handle layer {name!r} ({type(e).__name__}: {e}); "
-            f"leave it out with exclude=({name!r},) or use magnitude pruning"
-        ) from e
+        raise ValueError(_cannot(name, e)) from e
+
+
+def _cannot(name: str, e: Exception) -> str:
+    return (
+        f"structured pruning cannot handle layer {name!r} ({type(e).__name__}: {e}); "
+        f"leave it out with exclude=({name!r},) or use magnitude pruning"
+    )
 
 
 def structured_prune_(
@@ -210,7 +214,10 @@ def structured_prune_(
         if convolution and 1 < root.groups < root.in_channels:
             skipped[name] = "grouped convolution (channels are tied across groups)"
             continue
-        scores = importance(group)
+        try:
+            scores = importance(group)
+        except Exception as e:  # e.g. a raw nn.Parameter coupled to the channels
+            raise ValueError(_cannot(name, e)) from e
         if scores is None:
             skipped[name] = "no importance could be computed for its channel group"
             continue
@@ -244,12 +251,35 @@ def structured_prune_(
         )
     outputs = {n: m.weight.shape[0] for n, m in all_layers.items()}
     _replay(model, plan, graph, example)
+    _check_runs(model, example_input(model, example))
     ranked = {n for n, _ in candidates}
     for name in names:  # say which layers no channel group could reach, never skip silently
         reached = all_layers[name].weight.shape[0] < outputs[name]
         if name != last and name not in ranked and name not in skipped and not reached:
             skipped[name] = "its channels are tied to a layer left alone (e.g. by a residual add)"
     return plan, warnings, skipped
+
+
+def _check_runs(model: nn.Module, example: torch.Tensor) -> None:
+    """Run the pruned model once; name the layer where its shapes no longer fit."""
+    entered: list[str] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda *_, name=n: entered.append(name))
+        for n, m in weight_layers(model).items()
+    ]
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as e:
+        where = f"layer {entered[-1]!r}" if entered else type(model).__name__
+        raise ValueError(
+            f"after channel pruning {where} no longer fits its input ({type(e).__name__}): "
+            "the dependency graph could not follow this model's forward (e.g. .detach(), "
+            "reshapes by constant sizes); exclude that layer or use magnitude pruning"
+        ) from e
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def _replay(model: nn.Module, plan: list[dict], graph=None, example=None) -> None:
