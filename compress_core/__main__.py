@@ -72,6 +72,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--all-layers", action="store_true", help="also compress the first and last layer"
     )
     p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
+    p.add_argument(
+        "--recalibrate-bn", action="store_true", help="re-estimate BatchNorm statistics afterwards"
+    )
+    p.add_argument(
+        "--bias-correction", action="store_true", help="match each layer's mean output afterwards"
+    )
     _add_own(p)
 
 
@@ -122,6 +128,8 @@ def _common_config(args) -> dict:
         act_calibration=args.act_calibration,
         skip_first_last=not args.all_layers,
         huffman=args.huffman,
+        recalibrate_bn=args.recalibrate_bn,
+        bias_correction=args.bias_correction,
     )
 
 
