@@ -43,6 +43,8 @@ def compute_device() -> torch.device:
             "SLIMSCOPE_DEVICE asks for CUDA but none is available; using CPU", stacklevel=2
         )
         return torch.device("cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

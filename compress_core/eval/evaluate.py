@@ -104,4 +104,4 @@ def evaluate(
 
 def _on(model: nn.Module, device: torch.device) -> bool:
     p = next(model.parameters(), None)
-    return p is None or p.device == device
+    return p is None or (p.device.type == device.type and p.device.index == device.index)

@@ -280,7 +280,7 @@ def _encode_raw(name: str, t: torch.Tensor) -> _Part:
 
 def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
     """A pruned and/or quantized weight: positions, quant params and codes (or floats)."""
-    w = weight.detach()
+    w = weight.detach().cpu()  # a model compressed on a GPU writes the same bytes
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
     kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
     _check_layer(name, w, layer, kept)
