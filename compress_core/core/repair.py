@@ -18,6 +18,14 @@ from torch import nn
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def run_batches(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Forward every batch (moved to the model's device), without gradients."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for x in batches:
+            model(x.to(device))
+
+
 def recalibrate_bn_(model: nn.Module, batches: list[torch.Tensor]) -> int:
     """Re-estimate every BatchNorm's running mean and variance on ``batches``; returns how many.
 
@@ -35,11 +43,8 @@ def recalibrate_bn_(model: nn.Module, batches: list[torch.Tensor]) -> int:
         m.reset_running_stats()
         m.momentum = None
         m.train()
-    device = next(model.parameters()).device
     try:
-        with torch.no_grad():
-            for x in batches:
-                model(x.to(device))
+        run_batches(model, batches)
     finally:
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
@@ -61,11 +66,8 @@ def _channel_means(model: nn.Module, names: list[str], batches) -> dict[str, tor
         return record
 
     handles = [modules[n].register_forward_hook(hook(n)) for n in names]
-    device = next(model.parameters()).device
     try:
-        with torch.no_grad():
-            for x in batches:
-                model(x.to(device))
+        run_batches(model, batches)
     finally:
         for h in handles:
             h.remove()
