@@ -23,7 +23,7 @@ def registered(registry, name):
     try:
         yield
     finally:
-        registry._items.pop(name, None)
+        registry.unregister(name)
 
 
 def test_a_registered_pruning_method_and_quantizer_are_accepted_everywhere(tiny):

@@ -18,32 +18,16 @@ class ConfigError(ValueError):
     """A setting that is out of range; the message says what is allowed."""
 
 
-class RegisteredNames(Sequence):
-    """The names in a method registry, read live: a method registered later is a valid choice.
-
-    Behaves as a tuple for ``argparse`` choices and Streamlit option lists.
-    """
-
-    def __init__(self, registry: str):
-        self._registry = registry
-
-    def _names(self) -> tuple[str, ...]:
-        from . import prune, quantize  # lazily: both import this module
-
-        return tuple({"prune": prune.PRUNERS, "quant": quantize.QUANTIZERS}[self._registry])
-
-    def __getitem__(self, i):
-        return self._names()[i]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __repr__(self) -> str:
-        return repr(self._names())
+# Filled by the method registries (core.prune.PRUNERS, core.quantize.QUANTIZERS) as methods
+# are registered: plain lists, so argparse and Streamlit take them as choices.
+PRUNE_METHODS: list[str] = []  # magnitude, random, l1-structured, l2-structured, ...
+QUANT_METHODS: list[str] = []  # uniform, symmetric, kmeans, ...
 
 
-PRUNE_METHODS = RegisteredNames("prune")  # magnitude, random, l1-structured, l2-structured, ...
-QUANT_METHODS = RegisteredNames("quant")  # uniform, symmetric, kmeans, ...
+def _registered(field: str) -> list[str]:
+    from . import prune, quantize  # noqa: F401  (lazily: both import this module)
+
+    return {"prune_method": PRUNE_METHODS, "quant": QUANT_METHODS}[field]
 
 
 @dataclass(frozen=True)
@@ -90,9 +74,9 @@ class CompressionConfig:
             ):
                 allowed = f"a whole number from {low} to 16, or 32 for float"
                 raise ConfigError(f"{field} must be {allowed}; got {value!r}")
-        one_of("prune_method", PRUNE_METHODS)
+        one_of("prune_method", _registered("prune_method"))
         one_of("scope", SCOPES)
-        one_of("quant", QUANT_METHODS)
+        one_of("quant", _registered("quant"))
         one_of("granularity", GRANULARITIES)
         one_of("act_calibration", CALIBRATIONS)
         for field in ("recalibrate_bn", "bias_correction"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import CompressionConfig
+from .config import PRUNE_METHODS, CompressionConfig
 from .layers import weight_layers
 from .record import get_spec
 from .registry import Registry
@@ -34,7 +34,7 @@ class PruneMethod:
     description: str = ""  # one line for the dashboard and the CLI
 
 
-PRUNERS: Registry[PruneMethod] = Registry("pruning method")
+PRUNERS: Registry[PruneMethod] = Registry("pruning method", PRUNE_METHODS)
 
 
 def register_pruning_method(name: str, *, structured: bool = False, description: str = ""):

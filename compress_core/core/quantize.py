@@ -18,11 +18,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .config import QUANT_METHODS
 from .record import QuantState, dequantize
 from .registry import Registry
 
 Quantizer = Callable[[torch.Tensor, torch.Tensor, int, int], QuantState]
-QUANTIZERS: Registry[Quantizer] = Registry("quantization method")
+QUANTIZERS: Registry[Quantizer] = Registry("quantization method", QUANT_METHODS)
 
 
 class QuantizationError(ValueError):
