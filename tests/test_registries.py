@@ -87,3 +87,28 @@ def test_every_registered_method_keeps_the_invariants(tiny, method, quant, bits)
     assert export(back) == blob  # round trip, bit-exact
     for (k, a), b in zip(small.state_dict().items(), back.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_an_entry_point_registers_a_quantizer_once(monkeypatch):
+    import importlib.metadata
+
+    from compress_core.core import registry
+
+    loads = []
+
+    class Plugin:
+        name, value = "mine", "mypkg.methods"
+
+        def load(self):
+            loads.append(1)
+            QUANTIZERS.register("plugin-uniform")(uniform)
+
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group: [Plugin()] if group == "g" else []
+    )
+    with registered(QUANTIZERS, "plugin-uniform"):
+        assert registry.load_entry_points("g") == []
+        assert registry.load_entry_points("g") == []  # once per process
+        assert CompressionConfig(bits=4, quant="plugin-uniform").quant == "plugin-uniform"
+        assert loads == [1] and "plugin-uniform" in QUANT_METHODS
+    registry._LOADED.discard("g")

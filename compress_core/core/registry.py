@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -64,3 +65,30 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._items)
+
+
+_LOADED: set[str] = set()
+
+
+def load_entry_points(group: str) -> list[str]:
+    """Load, once per process, every ``group`` entry point; registering is their import's job.
+
+    A package adds methods with, in its pyproject.toml,
+    ``[project.entry-points."slimscope.methods"] mine = "mypkg.methods"``, where
+    ``mypkg.methods`` uses ``register_pruning_method`` / ``QUANTIZERS.register``.
+    Returns one line per entry point that failed to load (the others still count).
+    """
+    if group in _LOADED:
+        return []
+    _LOADED.add(group)
+    from importlib.metadata import entry_points
+
+    problems = []
+    for ep in entry_points(group=group):
+        try:
+            ep.load()
+        except Exception as e:  # one broken plugin must not take the engine down
+            problems.append(f"{group} entry point {ep.name!r} ({ep.value}): {e}")
+    for line in problems:
+        warnings.warn(line, stacklevel=2)
+    return problems
