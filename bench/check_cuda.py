@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from compress_core import CompressionConfig, run_on  # noqa: E402
 from compress_core.core.pipeline import compress  # noqa: E402
+from compress_core.eval.device import compute_device  # noqa: E402
 from compress_core.format.artifact import export, load_compressed  # noqa: E402
-from compress_core.train.baseline import compute_device, get_baseline  # noqa: E402
+from compress_core.train.baseline import get_baseline  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,13 @@ from .core.pipeline import (
     run,
     run_on,
 )
+from .core.registry import load_entry_points
 from .eval.evaluate import Metrics, evaluate
+
+# Packages add pruning methods and quantizers through this entry point group; every module
+# of the engine is loaded by now, so a plugin can import what it registers into.
+METHOD_ENTRY_POINTS = "slimscope.methods"
+load_entry_points(METHOD_ENTRY_POINTS)
 
 __all__ = [
     "CompressionConfig",

@@ -109,6 +109,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--all-layers", action="store_true", help="also compress the first and last layer"
     )
     p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
+    p.add_argument(
+        "--recalibrate-bn", action="store_true", help="re-estimate BatchNorm statistics afterwards"
+    )
+    p.add_argument(
+        "--bias-correction", action="store_true", help="match each layer's mean output afterwards"
+    )
     _add_own(p)
 
 
@@ -165,6 +171,8 @@ def _common_config(args) -> dict:
         act_calibration=args.act_calibration,
         skip_first_last=not args.all_layers,
         huffman=args.huffman,
+        recalibrate_bn=args.recalibrate_bn,
+        bias_correction=args.bias_correction,
     )
 
 
@@ -277,12 +285,12 @@ def _baseline(args):
 
 
 def cmd_run(args) -> int:
-    from .core.pipeline import calibration_batches, evaluate_compressed
+    from .core.pipeline import calibration_for, evaluate_compressed
     from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
     base, data = _baseline(args)
-    calib = calibration_batches(data) if config.act_bits != 32 else None
+    calib = calibration_for(data, config)
     compressed, ft = _compress_or_finetune(args, base, data, config, calib)
     result = evaluate_compressed(base, compressed, data, args.subset)
     if ft is not None:

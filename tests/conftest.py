@@ -17,6 +17,20 @@ os.environ.setdefault("SLIMSCOPE_CACHE", tempfile.mkdtemp(prefix="slimscope-test
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
 
 
+# ui/cache.py sets torch's thread count for the whole process when a page imports it
+# ($SLIMSCOPE_THREADS, default 1), and float reductions, so training runs, depend on it: a
+# baseline the app tests train (and cache on disk) would differ from one trained alone, and
+# test_finetune's QAT-vs-one-shot comparison flipped. Keep one thread count for the session.
+DEFAULT_THREADS = torch.get_num_threads()
+os.environ.setdefault("SLIMSCOPE_THREADS", str(DEFAULT_THREADS))
+
+
+@pytest.fixture(autouse=True)
+def _same_threads_every_test():
+    torch.set_num_threads(DEFAULT_THREADS)
+    yield
+
+
 class TinyNet(nn.Module):
     """conv -> bn -> conv -> fc -> fc: enough to exercise every code path in seconds."""
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from compress_core.train.baseline import compute_device, train
+from compress_core.eval.device import compute_device
+from compress_core.train.baseline import train
 
 
 def test_cpu_is_chosen_when_asked(monkeypatch):
@@ -14,7 +15,7 @@ def test_cpu_is_chosen_when_asked(monkeypatch):
 def test_missing_cuda_falls_back_to_cpu_with_a_warning(monkeypatch):
     monkeypatch.setenv("SLIMSCOPE_DEVICE", "cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(UserWarning, match="training on CPU"):
+    with pytest.warns(UserWarning, match="using CPU"):
         assert compute_device() == torch.device("cpu")
 
 

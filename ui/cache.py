@@ -21,10 +21,10 @@ import warnings
 import streamlit as st
 import torch
 
-from compress_core.core.config import FLOAT_BITS, CompressionConfig
+from compress_core.core.config import CompressionConfig
 from compress_core.core.pipeline import (
     base_hash,
-    calibration_batches,
+    calibration_for,
     compress,
     evaluate_compressed,
 )
@@ -52,7 +52,7 @@ def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_k
     """The compressed copy for one config (shared read-only, like the base)."""
     base, data = baseline(model, dataset, epochs, seed)
     config = CompressionConfig.from_dict(json.loads(config_key))
-    calib = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    calib = calibration_for(data, config)
     with HEAVY_JOBS:
         return compress(base, config, calib)
 
@@ -139,7 +139,7 @@ def user_model(digest: str, filename: str, arch: str, dataset: str, in_shape, _b
 def user_compressed(digest, filename, arch, dataset, in_shape, config_key: str, _blob: bytes):
     base, data, _ = user_model(digest, filename, arch, dataset, in_shape, _blob)
     config = CompressionConfig.from_dict(json.loads(config_key))
-    calib = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    calib = calibration_for(data, config)
     with HEAVY_JOBS:
         return compress(base, config, calib)
 

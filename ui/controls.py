@@ -46,6 +46,8 @@ DEFAULTS = dict(
     act_on=False,
     act_bits=8,
     act_calibration="minmax",
+    recalibrate_bn=False,
+    bias_correction=False,
 )
 
 
@@ -111,7 +113,7 @@ def controls() -> CompressionConfig:
             "Pruning method",
             PRUNE_METHODS,
             key="prune_method",
-            format_func=METHOD_LABELS.get,
+            format_func=lambda n: METHOD_LABELS.get(n, n),  # a registered method: its name
             help="How weights are chosen for removal.",
         )
         scope = c1.radio(
@@ -126,7 +128,7 @@ def controls() -> CompressionConfig:
             "Quantizer",
             QUANT_METHODS,
             key="quant",
-            format_func=QUANT_LABELS.get,
+            format_func=lambda n: QUANT_LABELS.get(n, n),
             help="How float weights map to a few levels.",
         )
         granularity = c2.radio(
@@ -147,6 +149,16 @@ def controls() -> CompressionConfig:
             "Huffman-code the artifact",
             key="huffman",
             help="Entropy-code the weight codes and indexes, as Deep Compression does.",
+        )
+        bn = c3.toggle(
+            "Re-estimate BatchNorm",
+            key="recalibrate_bn",
+            help="Recompute BatchNorm statistics on 1,024 training images after compressing.",
+        )
+        bias = c3.toggle(
+            "Correct biases",
+            key="bias_correction",
+            help="Shift each layer's bias so its mean output matches the base model's.",
         )
         act = c3.toggle(
             "Quantize activations",
@@ -181,6 +193,8 @@ def controls() -> CompressionConfig:
         huffman=huffman,
         act_bits=act_bits,
         act_calibration=calibration,
+        recalibrate_bn=bn,
+        bias_correction=bias,
         **extra,
     )
 

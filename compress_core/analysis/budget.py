@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import glob
 import itertools
@@ -48,14 +47,11 @@ from ..core.layers import select_layers, weight_layers
 from ..core.pipeline import (
     CompressionError,
     Result,
-    calibration_batches,
-    check_finite,
+    calibration_for,
     compress,
     evaluate_compressed,
 )
-from ..core.prune import apply_masks_, unstructured_masks
-from ..core.quantize import calibrate_activations, install_activation_quant, quantize_tensor
-from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, materialize
+from ..core.steps import LayerSetting
 from ..format.artifact import artifact_size
 from .sensitivity import SensitivityPoint, baseline_split_metrics, sensitivity, split_metrics
 from .sweep import GRID_BITS, GRID_RATES
@@ -67,22 +63,6 @@ ACCURACY_EPS = 1e-9  # accuracies are k/n: this only absorbs float error in "bas
 
 
 # --- plans -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerSetting:
-    """What to do to one layer: prune to ``prune_rate``, then quantize to ``bits``."""
-
-    prune_rate: float = 0.0  # fraction of this layer's weights removed, 0..1
-    bits: int = FLOAT_BITS  # 1..16, or 32 = leave float
-
-    def __post_init__(self) -> None:
-        CompressionConfig(prune_rate=self.prune_rate, bits=self.bits)  # same ranges, same messages
-        object.__setattr__(self, "prune_rate", float(self.prune_rate))
-
-    def label(self) -> str:
-        bits = "float" if self.bits == FLOAT_BITS else f"{self.bits}-bit"
-        return f"{self.prune_rate:.0%} · {bits}"
 
 
 Plan = dict[str, LayerSetting]
@@ -141,43 +121,12 @@ def compress_plan(
             "per-layer plans prune single weights; choose magnitude or random pruning "
             "(channel pruning per layer is not supported yet)"
         )
-    check_finite(base, "base model")
-    out = copy.deepcopy(base).eval()
-    modules = weight_layers(out)
-    unknown = [n for n in plan if n not in modules]
+    layers = weight_layers(base)
+    unknown = [n for n in plan if n not in layers]
     if unknown:
-        raise CompressionError(f"no prunable layer named {unknown}; choose from {list(modules)}")
-    record = CompressionRecord(config=plan_config(plan, common))
-    per_channel = common.granularity == "per_channel"
-    with torch.no_grad():
-        for name, s in plan.items():
-            w = modules[name].weight
-            layer = LayerRecord()
-            if s.prune_rate > 0:
-                layer.mask = unstructured_masks(
-                    {name: w}, s.prune_rate, common.prune_method, "layer", common.seed
-                )[name]
-                apply_masks_(out, {name: layer.mask})
-            if s.bits != FLOAT_BITS:
-                layer.quant = quantize_tensor(w, layer.mask, s.bits, common.quant, per_channel)
-                w.copy_(materialize(w.shape, layer, None))
-            if layer.mask is not None or layer.quant is not None:
-                record.layers[name] = layer
-    empty = [n for n, r in record.layers.items() if r.mask is not None and not r.mask.any()]
-    if empty:
-        record.warnings.append(f"{', '.join(empty)} lost every weight: only the bias is left")
-    if common.act_bits != FLOAT_BITS and plan:
-        if calibration is None:
-            raise CompressionError(
-                "activation quantization needs a few calibration batches; pass calibration="
-            )
-        record.activations = calibrate_activations(
-            out, list(plan), calibration, common.act_bits, common.act_calibration
-        )
-        install_activation_quant(out, record.activations)
-    check_finite(out, "compressed model")
-    setattr(out, RECORD_ATTR, record)
-    return out
+        raise CompressionError(f"no prunable layer named {unknown}; choose from {list(layers)}")
+    overrides = {glob.escape(n): dataclasses.asdict(s) for n, s in plan.items()}
+    return compress(base, plan_config(plan, common), calibration, overrides=overrides)
 
 
 # --- the budget and the answer ---------------------------------------------------
@@ -317,7 +266,7 @@ class BudgetResult:
 def build(base: nn.Module, data, candidate: Candidate, common: CompressionConfig) -> nn.Module:
     """The compressed model a candidate stands for (its uniform config, or its plan)."""
     config = CompressionConfig.from_dict(candidate.config) if candidate.config else common
-    calibration = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    calibration = calibration_for(data, config)
     if candidate.config is not None:
         return compress(base, config, calibration)
     return compress_plan(base, candidate.plan, common, calibration)

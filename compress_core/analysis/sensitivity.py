@@ -29,8 +29,9 @@ from torch import nn
 
 from ..core.config import FLOAT_BITS, CompressionConfig, ConfigError
 from ..core.layers import select_layers
-from ..core.pipeline import calibration_batches, compress
+from ..core.pipeline import calibration_for, compress
 from ..eval.evaluate import Metrics, evaluate
+from ..eval.memo import MEMO, dataset_key
 from ..format.artifact import artifact_size
 
 SENS_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -79,11 +80,9 @@ def split_metrics(model: nn.Module, data, split: str, subset=None, base=None) ->
 
 
 def baseline_split_metrics(base: nn.Module, data, split: str, subset=None) -> Metrics:
-    """The base model's metrics on a split, computed once per (split, subset) and kept on it."""
-    memo = base.__dict__.setdefault("_slimscope_split_eval", {})
-    if (split, subset) not in memo:
-        memo[split, subset] = split_metrics(base, data, split, subset)
-    return memo[split, subset]
+    """The base model's metrics on a split, computed once per (data set, split, subset)."""
+    key = ("eval", dataset_key(data, split), subset)
+    return MEMO.get_or(base, key, lambda: split_metrics(base, data, split, subset))
 
 
 def one_layer_config(
@@ -138,7 +137,7 @@ def sensitivity_point(
     """Compress ``layer`` alone with ``config``, evaluate the whole model on ``split``."""
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    calibration = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
+    calibration = calibration_for(data, config)
     small = compress(base, config, calibration)
     ref = baseline_split_metrics(base, data, split, subset)
     metrics = split_metrics(small, data, split, subset, base=base)

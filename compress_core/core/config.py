@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PRUNE_METHODS = ("magnitude", "random", "l1-structured", "l2-structured")
 SCOPES = ("layer", "global")
-QUANT_METHODS = ("uniform", "symmetric", "kmeans")
 GRANULARITIES = ("per_tensor", "per_channel")
 CALIBRATIONS = ("minmax", "percentile")
 FLOAT_BITS = 32  # the bit width that means "leave as float32"
@@ -17,6 +16,18 @@ FLOAT_BITS = 32  # the bit width that means "leave as float32"
 
 class ConfigError(ValueError):
     """A setting that is out of range; the message says what is allowed."""
+
+
+# Filled by the method registries (core.prune.PRUNERS, core.quantize.QUANTIZERS) as methods
+# are registered: plain lists, so argparse and Streamlit take them as choices.
+PRUNE_METHODS: list[str] = []  # magnitude, random, l1-structured, l2-structured, ...
+QUANT_METHODS: list[str] = []  # uniform, symmetric, kmeans, ...
+
+
+def _registered(field: str) -> list[str]:
+    from . import prune, quantize  # noqa: F401  (lazily: both import this module)
+
+    return {"prune_method": PRUNE_METHODS, "quant": QUANT_METHODS}[field]
 
 
 @dataclass(frozen=True)
@@ -28,10 +39,10 @@ class CompressionConfig:
     """
 
     prune_rate: float = 0.0  # fraction removed, 0..1: weights, or channels for *-structured
-    prune_method: str = "magnitude"  # magnitude | random | l1-structured | l2-structured
+    prune_method: str = "magnitude"  # a registered pruning method (core.prune.PRUNERS)
     scope: str = "layer"  # layer: each layer to the rate; global: one ranking across layers
     bits: int = FLOAT_BITS  # weight bit width 1..16, or 32 = float (no quantization)
-    quant: str = "uniform"  # uniform (asymmetric affine) | symmetric | kmeans (weight sharing)
+    quant: str = "uniform"  # a registered quantizer: uniform | symmetric | kmeans | ...
     granularity: str = (
         "per_channel"  # per_tensor | per_channel (one scale/codebook per output channel)
     )
@@ -42,9 +53,11 @@ class CompressionConfig:
     exclude: tuple[str, ...] = ()  # fnmatch patterns of layer names never to touch
     huffman: bool = False  # Huffman-code the artifact's weight codes and indexes (Deep Compression)
     seed: int = 0  # for random pruning and k-means initialisation
+    recalibrate_bn: bool = False  # re-estimate BatchNorm statistics on a few training batches
+    bias_correction: bool = False  # shift biases so each layer's mean output matches the base's
 
     def __post_init__(self) -> None:
-        def one_of(field: str, allowed: tuple[str, ...]) -> None:
+        def one_of(field: str, allowed: Sequence[str]) -> None:
             value = getattr(self, field)
             if value not in allowed:
                 raise ConfigError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
@@ -61,11 +74,14 @@ class CompressionConfig:
             ):
                 allowed = f"a whole number from {low} to 16, or 32 for float"
                 raise ConfigError(f"{field} must be {allowed}; got {value!r}")
-        one_of("prune_method", PRUNE_METHODS)
+        one_of("prune_method", _registered("prune_method"))
         one_of("scope", SCOPES)
-        one_of("quant", QUANT_METHODS)
+        one_of("quant", _registered("quant"))
         one_of("granularity", GRANULARITIES)
         one_of("act_calibration", CALIBRATIONS)
+        for field in ("recalibrate_bn", "bias_correction"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigError(f"{field} must be True or False; got {getattr(self, field)!r}")
         for field in ("include", "exclude"):
             value = getattr(self, field)
             if isinstance(value, str) or not all(isinstance(p, str) for p in value):
@@ -75,7 +91,10 @@ class CompressionConfig:
 
     @property
     def structured(self) -> bool:
-        return self.prune_method.endswith("-structured")
+        """True when the pruning method removes whole channels (a registry attribute)."""
+        from .prune import PRUNERS
+
+        return PRUNERS[self.prune_method].structured
 
     @property
     def quantized(self) -> bool:
@@ -148,4 +167,8 @@ class CompressionConfig:
             parts.append(f"{self.bits}-bit {self.quant}")
         if self.act_bits != FLOAT_BITS:
             parts.append(f"act {self.act_bits}-bit")
+        if self.recalibrate_bn:
+            parts.append("BN re-estimated")
+        if self.bias_correction:
+            parts.append("bias corrected")
         return " · ".join(parts) or "float baseline"

@@ -13,21 +13,25 @@ import torch
 from torch import nn
 
 from ..eval.evaluate import Metrics, evaluate
+from ..eval.memo import MEMO, dataset_key
 from .config import FLOAT_BITS, CompressionConfig
-from .layers import select_layers, weight_layers
-from .prune import apply_masks_, structured_prune_, unstructured_masks
-from .quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from .layers import FilterFn, select_layers, weight_layers
 from .record import (
     RECORD_ATTR,
+    SPEC_ATTR,
     CompressionRecord,
-    LayerRecord,
+    ModelSpec,
     get_record,
-    materialize,
+    get_spec,
 )
-
-
-class CompressionError(ValueError):
-    """The model cannot be compressed as asked; the message says what to do."""
+from .steps import (
+    CompressionError,
+    calibrate_step_,
+    layer_settings,
+    prune_step_,
+    quantize_step_,
+    repair_step_,
+)
 
 
 def check_finite(model: nn.Module, what: str = "model") -> None:
@@ -40,61 +44,59 @@ def check_finite(model: nn.Module, what: str = "model") -> None:
 
 
 def compress(
-    model: nn.Module, config: CompressionConfig, calibration: list[torch.Tensor] | None = None
+    model: nn.Module,
+    config: CompressionConfig,
+    calibration: list[torch.Tensor] | None = None,
+    *,
+    filter_fn: FilterFn | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    example_inputs: torch.Tensor | None = None,
 ) -> nn.Module:
-    """A pruned and quantized copy of ``model``; ``model`` itself is never changed.
+    """A pruned and quantized copy of any ``nn.Module``; ``model`` itself is never changed.
 
-    Pruning runs first, then quantization of the kept weights. The copy carries
-    a ``CompressionRecord`` (``model.slimscope_record``) from which ``export``
-    writes the artifact. ``calibration`` (a few input batches) is needed only
-    when ``config.act_bits`` quantizes activations.
+    Linear, Conv1d and Conv2d layers (grouped and depthwise included) are
+    compressed; ``filter_fn(module, name)`` and ``config.include/exclude``
+    choose which, and ``overrides`` sets ``prune_rate``/``bits`` per layer
+    by name glob (later patterns win). Pruning runs first, then quantization
+    of the kept weights, then the repairs the config asks for (BatchNorm
+    re-estimation, bias correction), then activation calibration. The copy is
+    a plain module whose weights hold the decoded values, plus a
+    ``CompressionRecord`` (``model.slimscope_record``) from which ``export``
+    writes the artifact. ``calibration`` (a few training batches) is needed
+    for activation quantization and the repairs; ``example_inputs`` (one
+    batch) for channel pruning of a model that is not in the registry.
 
     Example:
         >>> small = compress(base, CompressionConfig(prune_rate=0.5, bits=4))
+        >>> mixed = compress(net, CompressionConfig(bits=4), overrides={"fc1": {"bits": 2}},
+        ...                  filter_fn=lambda m, name: not name.startswith("head"))
     """
     check_finite(model, "base model")
     out = copy.deepcopy(model).eval()
-    names, skipped = select_layers(out, config)
+    names, skipped = select_layers(out, config, filter_fn)
+    settings = layer_settings(names, config, overrides)
     record = CompressionRecord(config=config, skipped=skipped)
-    modules = dict(out.named_modules())
-    if config.prune_rate > 0 and names:
-        if config.structured:
-            plan, warnings, more_skipped = structured_prune_(out, config, names)
-            record.structured, record.warnings = plan, warnings
-            record.skipped.update(more_skipped)
-        else:
-            weights = {n: modules[n].weight for n in names}
-            masks = unstructured_masks(
-                weights, config.prune_rate, config.prune_method, config.scope, config.seed
-            )
-            apply_masks_(out, masks)
-            record.layers = {n: LayerRecord(mask=m) for n, m in masks.items()}
-            empty = [n for n, m in masks.items() if not m.any()]
-            if empty:
-                record.warnings.append(
-                    f"{', '.join(empty)} lost every weight: its output no longer depends on "
-                    "its input (only the bias is left)"
-                )
-    if config.bits != FLOAT_BITS:
-        per_channel = config.granularity == "per_channel"
-        with torch.no_grad():
-            for n in names:
-                layer = record.layers.setdefault(n, LayerRecord())
-                w = modules[n].weight
-                layer.quant = quantize_tensor(w, layer.mask, config.bits, config.quant, per_channel)
-                w.copy_(materialize(w.shape, layer, None))
-    if config.act_bits != FLOAT_BITS and names:
-        if calibration is None:
-            raise CompressionError(
-                "activation quantization needs a few calibration batches; pass calibration="
-            )
-        record.activations = calibrate_activations(
-            out, names, calibration, config.act_bits, config.act_calibration
-        )
-        install_activation_quant(out, record.activations)
+    if example_inputs is not None and get_spec(out) is None:
+        setattr(out, SPEC_ATTR, _spec_of(out, example_inputs))
+    try:
+        prune_step_(out, record, settings, config, example_inputs)
+    except ValueError as e:  # Torch-Pruning could not trace or cut the model
+        raise CompressionError(str(e)) from e
+    bits = {n: s.bits for n, s in settings.items()}
+    per_channel = config.granularity == "per_channel"
+    quantize_step_(out, record, bits, config.quant, per_channel)
+    repair_step_(out, model, record, names, config, calibration)
+    calibrate_step_(out, record, names, config, calibration)
     check_finite(out, "compressed model")
     setattr(out, RECORD_ATTR, record)
     return out
+
+
+def _spec_of(model: nn.Module, example: torch.Tensor) -> ModelSpec:
+    """A spec for a model outside the registry: its class name and input shape."""
+    last = list(weight_layers(model).values())[-1] if weight_layers(model) else None
+    classes = int(last.weight.shape[0]) if last is not None else 0
+    return ModelSpec(type(model).__name__, tuple(int(d) for d in example.shape[1:]), classes)
 
 
 def measure(model: nn.Module):
@@ -204,21 +206,25 @@ class Result:
 
 
 def baseline_metrics(base: nn.Module, data, subset: int | None = None) -> Metrics:
-    """The base model's test metrics, computed once per (base, subset) and kept on it."""
-    memo = base.__dict__.setdefault("_slimscope_eval", {})
-    if subset not in memo:
-        memo[subset] = evaluate(base, data.test_x, data.test_y, subset)
-    return memo[subset]
+    """The base model's test metrics, computed once per (base, data set, subset) in ``MEMO``."""
+    key = ("eval", dataset_key(data), subset)
+    return MEMO.get_or(base, key, lambda: evaluate(base, data.test_x, data.test_y, subset))
 
 
 def base_hash(base: nn.Module) -> str:
-    if "_slimscope_hash" not in base.__dict__:
-        base.__dict__["_slimscope_hash"] = weights_hash(base)
-    return base.__dict__["_slimscope_hash"]
+    """``weights_hash`` of ``base``, computed once per model object (a copy gets its own)."""
+    return MEMO.get_or(base, ("weights hash",), lambda: weights_hash(base))
 
 
 def calibration_batches(data, n: int = 1024, batch: int = 256) -> list[torch.Tensor]:
+    """The first ``n`` training images in batches: activation ranges and repairs use them."""
     return list(data.train_x[:n].split(batch))
+
+
+def calibration_for(data, config: CompressionConfig) -> list[torch.Tensor] | None:
+    """Calibration batches when ``config`` needs them (activation bits, repairs), else None."""
+    needs = config.act_bits != FLOAT_BITS or config.recalibrate_bn or config.bias_correction
+    return calibration_batches(data) if needs else None
 
 
 def evaluate_compressed(
@@ -230,14 +236,14 @@ def evaluate_compressed(
     metrics = evaluate(compressed, data.test_x, data.test_y, subset, base=base)
     size = measure(compressed)
     record = get_record(compressed) or CompressionRecord(config=CompressionConfig())
-    spec = compressed.slimscope_spec
+    spec = get_spec(compressed) or get_spec(base)
     flipped = metrics.predictions != ref.predictions
     base_params = sum(p.numel() for p in base.parameters())
     warnings = list(record.warnings)
     if not metrics.finite:
         warnings.append("the compressed model outputs NaN/Inf: its accuracy is meaningless")
     return Result(
-        model=spec.name,
+        model=spec.name if spec is not None else type(base).__name__,
         dataset=data.name,
         config=record.config.to_dict(),
         label=record.config.label(),
@@ -266,8 +272,7 @@ def evaluate_compressed(
 def run_on(base: nn.Module, data, config: CompressionConfig, subset: int | None = None) -> Result:
     """Compress ``base`` (never mutated) with ``config``, evaluate and measure the copy."""
     started = time.perf_counter()
-    calibration = calibration_batches(data) if config.act_bits != FLOAT_BITS else None
-    compressed = compress(base, config, calibration)
+    compressed = compress(base, config, calibration_for(data, config))
     return evaluate_compressed(base, compressed, data, subset, started)
 
 

@@ -18,11 +18,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .config import QUANT_METHODS
 from .record import QuantState, dequantize
 from .registry import Registry
 
 Quantizer = Callable[[torch.Tensor, torch.Tensor, int, int], QuantState]
-QUANTIZERS: Registry[Quantizer] = Registry("quantization method")
+QUANTIZERS: Registry[Quantizer] = Registry("quantization method", QUANT_METHODS)
 
 
 class QuantizationError(ValueError):
@@ -141,7 +142,10 @@ def quantize_tensor(
     """
     if not torch.isfinite(weight).all():
         raise QuantizationError("weights contain NaN or Inf; fix or retrain the model first")
-    w = weight.detach().to(torch.float32)
+    # On the CPU wherever the weights are: codes are the record's plain data, and the same
+    # code path on every device keeps artifacts bit-identical.
+    w = weight.detach().to("cpu", torch.float32)
+    mask = None if mask is None else mask.cpu()
     flat = w.reshape(-1)
     kept = torch.arange(flat.numel()) if mask is None else mask.reshape(-1).nonzero().view(-1)
     values = flat[kept]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import compute_device, on_device
 from .prefix import prefix_forward
 
 EVAL_BATCH = 500  # big enough for fast matmuls, small enough for activations to stay in cache
@@ -46,24 +48,33 @@ def evaluate(
     y: torch.Tensor,
     subset: int | None = None,
     base: nn.Module | None = None,
+    device: str | torch.device | None = None,
 ) -> Metrics:
     """Top-1 accuracy, loss and per-class accuracy of ``model`` on (x, y).
 
     When ``base`` is the model ``model`` was compressed from, the layers the
-    compression left unchanged are not recomputed (see ``prefix.py``).
+    compression left unchanged are not recomputed (see ``prefix.py``). On a
+    GPU (``device``, default ``$SLIMSCOPE_DEVICE``) the test tensors are
+    copied there once and a device copy of ``model`` runs instead.
 
     Example:
         >>> m = evaluate(model, data.test_x, data.test_y)
         >>> m.accuracy
     """
+    device = compute_device() if device is None else torch.device(device)
     key = (x.data_ptr(), tuple(x.shape), subset)
     idx = subset_indices(len(y), subset)
-    x, y = x[idx], y[idx]
     was_training = model.training
     model.eval()
     outputs = None
-    if base is not None:
+    if device.type == "cpu" and base is not None:
+        x, y = x[idx], y[idx]
         outputs = prefix_forward(base, model, x, key, EVAL_BATCH)
+    elif device.type != "cpu":
+        x, y = on_device(x, device)[idx.to(device)], on_device(y, device)[idx.to(device)]
+        model = model if _on(model, device) else copy.deepcopy(model).to(device)
+    else:
+        x, y = x[idx], y[idx]
     if outputs is None:
         with torch.inference_mode():
             outputs = [model(xb) for xb in x.split(EVAL_BATCH)]
@@ -74,7 +85,8 @@ def evaluate(
             loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
             preds.append(logits.argmax(dim=1))
     model.train(was_training)
-    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
+    pred = torch.cat(preds).cpu() if preds else torch.zeros(0, dtype=torch.int64)
+    y = y.cpu()
     correct = (pred == y).double()
     n_classes = outputs[0].shape[1] if outputs else 0
     counts = torch.bincount(y, minlength=n_classes).double()
@@ -88,3 +100,8 @@ def evaluate(
         indices=idx,
         finite=finite,
     )
+
+
+def _on(model: nn.Module, device: torch.device) -> bool:
+    p = next(model.parameters(), None)
+    return p is None or (p.device.type == device.type and p.device.index == device.index)

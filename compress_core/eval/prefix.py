@@ -13,13 +13,12 @@ frontier would not fit in ``MAX_CACHE_BYTES``, are evaluated plainly.
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch import fx, nn
 
+from .memo import MEMO
+
 MAX_CACHE_BYTES = 512 * 2**20
-_LOCK = threading.Lock()
 
 
 def _same_module(a: nn.Module, b: nn.Module) -> bool:
@@ -32,13 +31,13 @@ def _same_module(a: nn.Module, b: nn.Module) -> bool:
 
 
 def _trace(base: nn.Module) -> fx.Graph | None:
-    memo = base.__dict__.setdefault("_slimscope_prefix", {})
-    if "graph" not in memo:
+    def trace() -> fx.Graph | None:
         try:
-            memo["graph"] = fx.symbolic_trace(base).graph
+            return fx.symbolic_trace(base).graph
         except Exception:  # control flow fx cannot follow: no prefix caching
-            memo["graph"] = None
-    return memo["graph"]
+            return None
+
+    return MEMO.get_or(base, ("fx graph",), trace)
 
 
 def _frontier(graph: fx.Graph, base: nn.Module, model: nn.Module) -> list[fx.Node] | None:
@@ -130,11 +129,11 @@ def prefix_forward(base: nn.Module, model: nn.Module, x: torch.Tensor, key, batc
         if frontier is None:
             return None
         names = tuple(n.name for n in frontier)
-        memo = base.__dict__["_slimscope_prefix"]
-        with _LOCK:
-            if (names, key, batch) not in memo:
-                memo[(names, key, batch)] = _prefix_values(graph, frontier, base, x, batch)
-        cached = memo[(names, key, batch)]
+        cached = MEMO.get_or(
+            base,
+            ("prefix", names, key, batch),
+            lambda: _prefix_values(graph, frontier, base, x, batch),
+        )
         if cached is None:
             return None
         suffix = _suffix(graph, frontier, model)

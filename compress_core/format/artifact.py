@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -175,12 +176,16 @@ def artifact_size(model: nn.Module) -> Size:
     )
 
 
-def load_compressed(src: bytes | bytearray | memoryview | str | os.PathLike) -> nn.Module:
+def load_compressed(
+    src: bytes | bytearray | memoryview | str | os.PathLike, model: nn.Module | None = None
+) -> nn.Module:
     """Rebuild a model from its artifact: same weights (bit for bit), record and hooks.
 
-    The model comes from ``compress_core.io.models.build_model`` with the stored
-    spec, its channel removals are replayed, then every tensor is filled; it
-    is returned in eval mode. Anything malformed raises ``ArtifactError``.
+    The model is a copy of ``model`` (an instance of the architecture, for a
+    model outside the registry; it is not changed), else comes from
+    ``compress_core.io.models.build_model`` with the stored spec; its channel
+    removals are replayed, then every tensor is filled; it is returned in
+    eval mode. Anything malformed raises ``ArtifactError``.
 
     Example:
         >>> model = load_compressed("lenet5.slim")
@@ -193,7 +198,7 @@ def load_compressed(src: bytes | bytearray | memoryview | str | os.PathLike) -> 
         with open(src, "rb") as f:
             blob = f.read()
     try:
-        return _load(blob)
+        return _load(blob, model)
     except ArtifactError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
@@ -275,7 +280,7 @@ def _encode_raw(name: str, t: torch.Tensor) -> _Part:
 
 def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
     """A pruned and/or quantized weight: positions, quant params and codes (or floats)."""
-    w = weight.detach()
+    w = weight.detach().cpu()  # a model compressed on a GPU writes the same bytes
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
     kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
     _check_layer(name, w, layer, kept)
@@ -492,11 +497,12 @@ def _encode_params(q: QuantState) -> tuple[dict, bytes]:
 # --- reading -------------------------------------------------------------------
 
 
-def _load(blob: bytes) -> nn.Module:
+def _load(blob: bytes, architecture: nn.Module | None = None) -> nn.Module:
     header, payload = _parse(blob)
-    model = _fresh_model(header)
+    model = _fresh_model(header, architecture)
     expected = model.state_dict()
-    _match_tensors(header["tensors"], expected, header["spec"]["name"])
+    name = header["spec"]["name"] if header["spec"] else type(model).__name__
+    _match_tensors(header["tensors"], expected, name)
     tensors, layers, offset = {}, {}, 0
     for entry in header["tensors"]:
         segments = []
@@ -579,16 +585,31 @@ def _module_name(key: str) -> str:
     return key.removesuffix(".weight")
 
 
-def _fresh_model(header: dict) -> nn.Module:
-    """A new model from the registry, with the recorded channel removals and activation hooks."""
+def _fresh_model(header: dict, architecture: nn.Module | None = None) -> nn.Module:
+    """A new model (the registry's, or a copy of ``architecture``), with the recorded
+    channel removals and activation hooks."""
     spec = header["spec"]
-    if not isinstance(spec, dict):
-        raise ArtifactError("the artifact has no model spec, so its model cannot be rebuilt")
-    spec = ModelSpec(spec["name"], tuple(spec["in_shape"]), spec["num_classes"])
-    from ..io.models import build_model
+    if architecture is None and not isinstance(spec, dict):
+        raise ArtifactError(
+            "the artifact has no model spec: pass the architecture, "
+            "load_compressed(src, model=MyNet())"
+        )
+    if isinstance(spec, dict):
+        spec = ModelSpec(spec["name"], tuple(spec["in_shape"]), spec["num_classes"])
+    if architecture is not None:
+        model = copy.deepcopy(architecture)
+        model.__dict__.pop(RECORD_ATTR, None)  # the artifact's record replaces any copied one
+    else:
+        from ..io.models import MODELS, build_model
 
-    model = build_model(spec.name, spec.in_shape, spec.num_classes)
-    setattr(model, SPEC_ATTR, spec)
+        if spec.name not in MODELS:
+            raise ArtifactError(
+                f"the artifact's model {spec.name!r} is not in the registry: pass the "
+                "architecture, load_compressed(src, model=MyNet())"
+            )
+        model = build_model(spec.name, spec.in_shape, spec.num_classes)
+    if spec is not None:
+        setattr(model, SPEC_ATTR, spec)
     if header["structured"]:
         from ..core.prune import replay_structured
 

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import repair
 from ..core.record import get_spec
+from ..eval.device import compute_device
 from ..io.data import Dataset, cache_root, load_dataset
 from ..io.models import MODELS, build_model, input_size_for
 
@@ -48,22 +50,6 @@ EPOCHS_FOR = {  # slower models train fewer epochs
 }
 BN_CALIBRATION_IMAGES = 1024
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def compute_device() -> torch.device:
-    """Where training runs: $SLIMSCOPE_DEVICE ("cpu", "cuda", "cuda:1"), else CUDA when present.
-
-    Compression, export and evaluation always run on the CPU copy; a GPU only
-    makes training and fine-tuning faster.
-    """
-    name = os.environ.get("SLIMSCOPE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            "SLIMSCOPE_DEVICE asks for CUDA but none is available; training on CPU", stacklevel=2
-        )
-        return torch.device("cpu")
-    return device
 
 
 class TrainingCancelled(Exception):
@@ -180,27 +166,10 @@ def recalibrate_bn_(model: nn.Module, x: torch.Tensor) -> None:
 
     MobileNetV3's momentum of 0.01 suits long ImageNet runs; after our few hundred
     steps its running statistics still lag the weights and eval-mode accuracy is
-    at chance. A cumulative average over a fixed sample of ``x`` is exact for the
-    weights as they are. Only the BatchNorm layers run in train mode (no dropout).
+    at chance. The statistics are re-estimated on a fixed sample of ``x``.
     """
-    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
-    if not norms:
-        return
-    was_training = model.training
-    model.eval()
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-        m.train()
     sample = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for xb in x[sample[:BN_CALIBRATION_IMAGES]].split(256):
-            model(xb.to(device))
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    model.train(was_training)
+    repair.recalibrate_bn_(model, list(x[sample[:BN_CALIBRATION_IMAGES]].split(256)))
 
 
 def get_baseline(

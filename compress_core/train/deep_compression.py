@@ -30,6 +30,7 @@ from ..core.config import FLOAT_BITS, SCOPES, CompressionConfig, ConfigError
 from ..core.layers import weight_layers
 from ..core.pipeline import base_hash, compress
 from ..core.record import get_record
+from ..core.steps import quantize_step_
 from ..eval.evaluate import evaluate
 from ..format.artifact import ArtifactError, artifact_size, export, load_compressed
 from ..io.paths import write_atomic
@@ -37,7 +38,6 @@ from .finetune import (
     FinetuneConfig,
     Tracker,
     prune_phase,
-    quantize_layers_,
     train_centroids_,
 )
 
@@ -314,7 +314,7 @@ def deep_compression(
     record = get_record(model)
     record.config = dc.compression_config(dc.fc_bits)
     bits = layer_bits(model, dc)
-    quantize_layers_(model, record, bits, "kmeans", per_channel=False)
+    quantize_step_(model, record, bits, "kmeans", per_channel=False)
     one_shot = accuracy(model)
     if dc.centroid_epochs:
         with torch.random.fork_rng(devices=[]):

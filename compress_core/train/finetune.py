@@ -49,12 +49,14 @@ from ..core.pipeline import (
     Result,
     base_hash,
     calibration_batches,
+    calibration_for,
     check_finite,
     evaluate_compressed,
 )
-from ..core.prune import SCORERS, _keep_mask, apply_masks_
-from ..core.quantize import calibrate_activations, install_activation_quant, quantize_tensor
+from ..core.prune import PRUNERS, _keep_mask, apply_masks_
+from ..core.quantize import calibrate_activations, quantize_tensor
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
+from ..core.steps import calibrate_step_, quantize_step_, repair_step_
 from .baseline import TrainingCancelled, accuracy, recalibrate_bn_
 
 CACHE_VERSION = 1  # bump when a change to fine-tuning makes cached models wrong
@@ -181,7 +183,7 @@ def nested_masks(
     Without ``previous`` they equal ``prune.unstructured_masks`` (same scores, same ties).
     """
     generator = torch.Generator().manual_seed(seed)
-    scores = {n: SCORERS[method](w.detach(), generator) for n, w in weights.items()}
+    scores = {n: PRUNERS[method].score(w.detach(), generator) for n, w in weights.items()}
     if previous:  # scores are >= 0: pruned weights rank below every kept one
         scores = {n: s.masked_fill(~previous[n], -1.0) for n, s in scores.items()}
     if scope == "layer":
@@ -472,23 +474,6 @@ def prune_phase(base, data, config, ft, tracker) -> nn.Module:
     return model
 
 
-def quantize_layers_(
-    model: nn.Module,
-    record: CompressionRecord,
-    bits: dict[str, int],
-    method: str,
-    per_channel: bool,
-) -> None:
-    """Quantize each named layer's kept weights to its bit width; weights := decoded codes."""
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        for name, b in bits.items():
-            layer = record.layers.setdefault(name, LayerRecord())
-            w = modules[name].weight
-            layer.quant = quantize_tensor(w, layer.mask, b, method, per_channel)
-            w.copy_(materialize(w.shape, layer, None))
-
-
 def train_ste_(model, record, bits, method, per_channel, data, config, ft, tracker) -> None:
     """Quantization-aware training of float shadow weights; quantize them afterwards."""
     masks = {n: record.layers[n].mask for n in bits if n in record.layers}
@@ -531,20 +516,17 @@ def quantize_phase_(model, record, bits, data, config, ft, tracker) -> None:
     per_channel = config.granularity == "per_channel"
     if ft.qat_epochs and config.quant != "kmeans":
         train_ste_(model, record, bits, config.quant, per_channel, data, config, ft, tracker)
-    quantize_layers_(model, record, bits, config.quant, per_channel)
+    quantize_step_(model, record, bits, config.quant, per_channel)
     if ft.qat_epochs and config.quant == "kmeans":
         train_centroids_(model, record, list(bits), data, config, ft, tracker)
 
 
-def calibrate_(model: nn.Module, record: CompressionRecord, data, config) -> None:
-    """Calibrate and install activation fake-quant on the final weights, as ``compress`` does."""
+def repair_and_calibrate_(model, base, record: CompressionRecord, data, config) -> None:
+    """The repairs and activation calibration on the final weights, as ``compress`` runs them."""
     names = select_layers(model, config)[0]
-    if config.act_bits == FLOAT_BITS or not names:
-        return
-    record.activations = calibrate_activations(
-        model, names, calibration_batches(data), config.act_bits, config.act_calibration
-    )
-    install_activation_quant(model, record.activations)
+    batches = calibration_for(data, config)
+    repair_step_(model, base, record, names, config, batches)
+    calibrate_step_(model, record, names, config, batches)
 
 
 # --- the public verbs -----------------------------------------------------------------------
@@ -591,7 +573,7 @@ def finetune(
             quantize_phase_(
                 model, record, {n: config.bits for n in names}, data, config, ft, tracker
             )
-        calibrate_(model, record, data, config)
+        repair_and_calibrate_(model, base, record, data, config)
     check_finite(model, "fine-tuned model")
     return model.eval()
 
