@@ -205,7 +205,7 @@ def test_compare_survives_a_restart_and_a_corrupt_file(home, history):
     Store._checked.clear()  # as after a restart
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
     assert any("4 of 4 stored results" in c.value for c in at.caption)
-    home.write_bytes(b"garbage, not a database" * 50)
+    home.write_bytes(b"SQLite format 3\x00" + b"garbage, not a database" * 50)  # damaged
     Store._checked.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
