@@ -309,8 +309,9 @@ def run_grid(
 
     ``shared`` objects are shipped once (``executor.put``). At most
     ``executor.slots`` tasks are in flight; ``on_result(i, result)`` is called
-    as each finishes, in completion order. ``should_stop`` is polled between
-    results: queued tasks are cancelled and the finished results returned.
+    as each finishes, in completion order. ``should_stop`` is polled before
+    each batch of submissions: once it says stop, tasks still running are
+    cancelled and the finished results returned.
     Returns the finished results in item order. A task that raises cancels the
     rest and re-raises.
     """
@@ -328,17 +329,16 @@ def run_grid(
                 return
 
     try:
-        top_up()
-        while running:
+        while not (should_stop is not None and should_stop()):
+            top_up()
+            if not running:
+                break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 i = running.pop(future)
                 done[i] = future.result()
                 if on_result is not None:
                     on_result(i, done[i])
-            if should_stop is not None and should_stop():
-                break
-            top_up()
     finally:
         _cancel(executor, list(running))
     return [done[i] for i in sorted(done)]
