@@ -23,6 +23,7 @@ import functools
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
@@ -47,6 +48,10 @@ ENV_ADDRESS, ENV_FALLBACK = "SLIMSCOPE_RAY_ADDRESS", "SLIMSCOPE_EXECUTOR_FALLBAC
 
 class ClusterUnavailable(ConfigError):
     """The Ray cluster cannot be reached (or Ray is not installed); says what to do."""
+
+    def __init__(self, reason: str, hint: str):
+        super().__init__(f"{reason}. {hint}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,7 @@ def _import_ray():
         import ray
     except ImportError:
         raise ClusterUnavailable(
-            "Ray is not installed: pip install 'ray==2.60.0' (or use --executor processes)"
+            "Ray is not installed", "pip install 'ray==2.60.0', or use --executor processes"
         ) from None
     return ray
 
@@ -266,13 +271,28 @@ def _ray_init(ray, address: str | None, workers: int | None) -> None:
     else:
         options["runtime_env"] = {"py_modules": [package]}
     try:
+        _probe(address)
         ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except (ConnectionError, RuntimeError, ValueError, OSError) as e:
         raise ClusterUnavailable(
-            f"cannot reach the Ray cluster at {address!r} ({e}). Start one with "
-            "`ray start --head`, check the address, or allow running here "
-            f"(--fallback, or {ENV_FALLBACK}=1)"
+            f"cannot reach the Ray cluster at {address!r} ({e})",
+            "Start one with `ray start --head`, check the address, or allow running in "
+            f"this process instead (--fallback, or {ENV_FALLBACK}=1)",
         ) from None
+
+
+def _probe(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``address``: ``ray.init`` would retry for minutes."""
+    if address is None:
+        return
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        address = canonicalize_bootstrap_address("auto")  # ConnectionError when none runs
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"expected host:port, ray://host:port or auto, got {address!r}")
+    socket.create_connection((host, int(port)), timeout).close()
 
 
 EXECUTORS: Registry[Callable[[ExecutorConfig], Executor]] = Registry("executor")
@@ -290,7 +310,7 @@ def make_executor(config: ExecutorConfig = ExecutorConfig()) -> Executor:
         if not config.fallback:
             raise
         ex = InlineExecutor()
-        ex.note = f"{e} — running in this process instead"
+        ex.note = f"fallback: {e.reason}"
         return ex
 
 
