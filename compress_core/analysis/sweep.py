@@ -10,7 +10,7 @@ from concurrent.futures import Executor
 from torch import nn
 
 from ..core.config import CompressionConfig
-from ..core.pipeline import Result, baseline_metrics, run_on
+from ..core.pipeline import Result, base_hash, baseline_metrics, run_on
 from .executors import run_grid
 
 GRID_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -81,6 +81,7 @@ def sweep(
     result)`` is called as each point finishes; results come back in grid order.
     """
     baseline_metrics(base, data, subset)  # computed once here, shipped with the model
+    base_hash(base)
     return run_grid(executor, _point, configs, (base, data, subset), on_result, should_stop)
 
 
