@@ -218,9 +218,7 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, workers: int | None = None, max_retries=3):
         ray = _import_ray()
-        self._started = not ray.is_initialized()
-        if self._started:
-            _ray_init(ray, address, workers)
+        self._started = _connect(ray, address, workers)
         self._ray = ray
         self._task = ray.remote(_worker_call).options(max_retries=max_retries, num_cpus=1)
         self._refs: dict[Future, Any] = {}
@@ -263,7 +261,9 @@ def _import_ray():
     return ray
 
 
-def _ray_init(ray, address: str | None, workers: int | None) -> None:
+def _connect(ray, address: str | None, workers: int | None) -> bool:
+    """Join the cluster at ``address`` or start a local one; False when this process already
+    had a Ray connection (one per process: it is reused, and not shut down by us)."""
     package = str(Path(__file__).resolve().parents[1])  # compress_core, shipped to the cluster
     options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False)
     if address is None:
@@ -272,6 +272,8 @@ def _ray_init(ray, address: str | None, workers: int | None) -> None:
         options["runtime_env"] = {"py_modules": [package]}
     try:
         _probe(address)
+        if ray.is_initialized():
+            return False
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError, OSError) as e:
         raise ClusterUnavailable(
@@ -279,6 +281,7 @@ def _ray_init(ray, address: str | None, workers: int | None) -> None:
             "Start one with `ray start --head`, check the address, or allow running in "
             f"this process instead (--fallback, or {ENV_FALLBACK}=1)",
         ) from None
+    return True
 
 
 def _probe(address: str | None, timeout: float = 5.0) -> None:
