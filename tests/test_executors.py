@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
+import ui.cache
 from compress_core.__main__ import main
 from compress_core.analysis import sweep as sweep_module
 from compress_core.analysis.budget import Budget, search
@@ -34,6 +36,7 @@ from compress_core.io.store import Store
 from compress_core.train.finetune import FinetuneConfig, finetune_sweep
 
 CONFIGS = grid((0.0, 0.5, 0.9), (3, 32))  # 6 points
+PAGES = Path(__file__).resolve().parent.parent / "pages"
 VOLATILE = ("seconds", "created")  # wall-clock fields: the only ones allowed to differ
 
 
@@ -167,3 +170,41 @@ def test_unreachable_cluster_says_what_to_do_and_falls_back_only_when_allowed(
     assert "cannot reach the Ray cluster" in capsys.readouterr().err
     assert main([*cli, "--fallback", "--store", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 2 and Store(tmp_path / "r.sqlite").count() == 1
+
+
+def _sweep_page(monkeypatch, **env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(PAGES / "1_Sweep.py"), default_timeout=300).run()
+    at.multiselect(key="sweep_rates").set_value([0, 50, 90])
+    at.multiselect(key="sweep_bits").set_value([3, 32])
+    return at.button(key="sweep_submit").click().run()
+
+
+def test_sweep_page_on_the_operators_pool_shows_the_in_process_points(
+    digits_lenet, reference, monkeypatch
+):
+    at = _sweep_page(monkeypatch, SLIMSCOPE_EXECUTOR="processes", SLIMSCOPE_WORKERS="2")
+    try:
+        assert not at.exception and not at.error
+        assert any("pool of 2 local processes" in c.value for c in at.caption)
+        table = next(d.value for d in at.dataframe)
+        by_label = {r["label"]: r for r in reference}
+        assert len(table) == len(reference)
+        for _, row in table.iterrows():
+            ref = by_label[row["label"]]
+            assert (row["accuracy"], row["artifact_bytes"]) == (
+                ref["accuracy"],
+                ref["artifact_bytes"],
+            )
+    finally:
+        ui.cache.executor("processes", 2, None, False).shutdown()
+        ui.cache.executor.clear()
+
+
+def test_sweep_page_with_an_unreachable_cluster_says_so_and_runs_nothing(digits_lenet, monkeypatch):
+    at = _sweep_page(monkeypatch, SLIMSCOPE_RAY_ADDRESS="127.0.0.1:1")
+    assert not at.exception
+    assert any("on the Ray cluster at 127.0.0.1:1" in c.value for c in at.caption)
+    assert any("cannot reach the Ray cluster" in e.value for e in at.error)
+    assert not at.dataframe

@@ -74,6 +74,14 @@ class ExecutorConfig:
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more; got {self.max_retries}")
 
+    def where(self) -> str:
+        """Where work will run, in words, before connecting to anything."""
+        if self.kind == "processes":
+            return f"in a pool of {self.workers or os.cpu_count()} local processes"
+        if self.kind == "ray":
+            return f"on the Ray cluster at {self.address}" if self.address else "on a local Ray"
+        return "in this process"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorConfig:
         """The operator's setting: ``SLIMSCOPE_EXECUTOR``, ``SLIMSCOPE_WORKERS``,

@@ -9,8 +9,8 @@ from concurrent.futures import Executor
 
 from torch import nn
 
-from ..core.config import CompressionConfig
-from ..core.pipeline import Result, base_hash, baseline_metrics, run_on
+from ..core.config import CompressionConfig, ConfigError
+from ..core.pipeline import CompressionError, Result, base_hash, baseline_metrics, run_on
 from .executors import run_grid
 
 GRID_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -87,3 +87,14 @@ def sweep(
 
 def _point(base: nn.Module, data, subset: int | None, config: CompressionConfig) -> Result:
     return run_on(base, data, config, subset)
+
+
+def point_or_error(
+    base: nn.Module, data, subset: int | None, config: CompressionConfig
+) -> Result | Exception:
+    """``run_on``, with a setting that cannot be applied returned as its error, not raised:
+    for grids that skip such points (the Sweep page) without stopping the others."""
+    try:
+        return run_on(base, data, config, subset)
+    except (ConfigError, CompressionError) as e:
+        return e
