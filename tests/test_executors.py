@@ -126,14 +126,14 @@ def _dies_once(marker: str, base, data, subset, config):
     return sweep_module._point(base, data, subset, config)
 
 
-def test_a_worker_killed_mid_sweep_loses_no_point(digits_lenet, reference, ray_cluster, tmp_path):
+def test_a_worker_killed_mid_sweep_loses_no_point(digits_lenet, reference, elsewhere, tmp_path):
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     base, data = digits_lenet
     store, marker = Store(tmp_path / "results.sqlite"), tmp_path / "killed"
     shared = (str(marker), base, data, None)
-    got = run_grid(ray_cluster, _dies_once, CONFIGS, shared, lambda i, r: store.save(r))
+    got = run_grid(elsewhere, _dies_once, CONFIGS, shared, lambda i, r: store.save(r))
     assert marker.exists()  # the worker really died
     assert plain(got) == reference
     assert store.count() == len(CONFIGS)

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 import os
@@ -28,6 +29,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
+    BrokenExecutor,
     Executor,
     Future,
     ProcessPoolExecutor,
@@ -193,14 +195,19 @@ def _worker_call(fn: Callable, *args, **kwargs) -> Any:
     return fn(*args, **kwargs)
 
 
-class ProcessExecutor(ProcessPoolExecutor):
-    """A local process pool (``spawn``: safe beside Streamlit's threads); 1 torch thread each."""
+class ProcessExecutor(Executor):
+    """A local process pool (``spawn``: safe beside Streamlit's threads); 1 torch thread each.
 
-    def __init__(self, workers: int | None = None):
+    When a worker dies the pool breaks; ``run_grid`` then calls ``restart`` and
+    runs the lost tasks again (up to ``max_retries`` times each), as Ray does.
+    """
+
+    def __init__(self, workers: int | None = None, max_retries: int = 3):
         self.slots = workers or os.cpu_count() or 1
-        super().__init__(self.slots, get_context("spawn"))
+        self.max_retries = max_retries
         self.where = f"in a pool of {self.slots} local processes"
         self._dir = tempfile.mkdtemp(prefix="slimscope-shared-")
+        self._pool = ProcessPoolExecutor(self.slots, get_context("spawn"))
 
     def put(self, obj: Any) -> _Stored:
         fd, path = tempfile.mkstemp(dir=self._dir, suffix=".pkl")
@@ -209,10 +216,18 @@ class ProcessExecutor(ProcessPoolExecutor):
         return _Stored(path)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        return super().submit(_worker_call, fn, *args, **kwargs)
+        future = self._pool.submit(_worker_call, fn, *args, **kwargs)
+        future.pool = self._pool  # which pool broke, when one does
+        return future
+
+    def restart(self, broken: Future) -> None:
+        """A fresh pool in place of the one ``broken`` ran on (once per broken pool)."""
+        if broken.pool is self._pool:
+            self._pool.shutdown(wait=False)
+            self._pool = ProcessPoolExecutor(self.slots, get_context("spawn"))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        super().shutdown(wait, cancel_futures=cancel_futures)
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -308,7 +323,7 @@ def _probe(address: str | None, timeout: float = 5.0) -> None:
 
 EXECUTORS: Registry[Callable[[ExecutorConfig], Executor]] = Registry("executor")
 EXECUTORS.add("inline", lambda c: InlineExecutor())
-EXECUTORS.add("processes", lambda c: ProcessExecutor(c.workers))
+EXECUTORS.add("processes", lambda c: ProcessExecutor(c.workers, c.max_retries))
 EXECUTORS.add("ray", lambda c: RayExecutor(c.address, c.workers, c.max_retries))
 
 
@@ -349,15 +364,15 @@ def run_grid(
     executor = executor or InlineExecutor()
     handles = [executor.put(obj) for obj in shared]
     slots = max(1, getattr(executor, "slots", 1))
-    todo = iter(enumerate(items))
+    todo = collections.deque(range(len(items)))
+    retries = collections.Counter()
     running: dict[Future, int] = {}
     done: dict[int, Any] = {}
 
     def top_up() -> None:
-        for i, item in todo:
-            running[executor.submit(fn, *handles, item)] = i
-            if len(running) >= slots:
-                return
+        while todo and len(running) < slots:
+            i = todo.popleft()
+            running[executor.submit(fn, *handles, items[i])] = i
 
     try:
         while not (should_stop is not None and should_stop()):
@@ -367,12 +382,26 @@ def run_grid(
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 i = running.pop(future)
+                if _lost(executor, future, retries[i]):  # its worker died: run it again
+                    retries[i] += 1
+                    todo.appendleft(i)
+                    continue
                 done[i] = future.result()
                 if on_result is not None:
                     on_result(i, done[i])
     finally:
         _cancel(executor, list(running))
     return [done[i] for i in sorted(done)]
+
+
+def _lost(executor: Executor, future: Future, retries: int) -> bool:
+    """True when ``future`` failed because its process pool broke and may be retried."""
+    if not isinstance(future.exception(), BrokenExecutor) or not hasattr(executor, "restart"):
+        return False
+    if retries >= executor.max_retries:
+        return False
+    executor.restart(future)
+    return True
 
 
 def _cancel(executor: Executor, futures: list[Future]) -> None:
