@@ -30,12 +30,7 @@ import torch  # noqa: E402
 from bench_deep_compression import machine  # noqa: E402
 
 from compress_core import CompressionConfig  # noqa: E402
-from compress_core.analysis.executors import (  # noqa: E402
-    ExecutorConfig,
-    describe,
-    make_executor,
-    run_grid,
-)
+from compress_core.analysis import executors  # noqa: E402
 from compress_core.train.baseline import get_baseline  # noqa: E402
 from compress_core.train.finetune import FinetuneConfig, finetune_sweep  # noqa: E402
 
@@ -79,13 +74,13 @@ def main() -> int:
     t_one, here = timed_sweep(base, data, configs, ft, threads=1)
     t_two, _ = timed_sweep(base, data, configs, ft, threads=WORKERS)
     started = time.perf_counter()
-    with make_executor(ExecutorConfig("ray", workers=WORKERS)) as ex:
+    with executors.make_executor(executors.ExecutorConfig("ray", workers=WORKERS)) as ex:
         t_start = time.perf_counter() - started
         t_ray, there = timed_sweep(base, data, configs, ft, threads=1, executor=ex)
         started = time.perf_counter()
-        run_grid(ex, noop, range(20))
+        executors.run_grid(ex, noop, range(20))
         t_noop = (time.perf_counter() - started) / 20
-        where = describe(ex)
+        where = executors.describe(ex)
     same = plain(there) == plain(here)
     busy = sum(r.seconds for r in there)  # each task's own time, measured in the worker
     overhead = (t_ray * WORKERS - busy) / len(configs)

@@ -422,18 +422,8 @@ def cmd_sensitivity(args) -> int:
     layers = args.layers.split(",") if args.layers else None
     with _executor(args) as ex:
         base, data = _baseline(args)
-        points = sensitivity(
-            base,
-            data,
-            layers,
-            args.rates,
-            args.bits,
-            common,
-            args.split,
-            args.subset,
-            show,
-            executor=ex,
-        )
+        grid = (args.rates, args.bits, common)
+        points = sensitivity(base, data, layers, *grid, args.split, args.subset, show, executor=ex)
     if args.out:
         pd.DataFrame([p.to_row() for p in points]).to_csv(args.out, index=False)
         print(f"wrote {len(points)} points to {args.out}")
@@ -455,18 +445,8 @@ def cmd_budget(args) -> int:
 
     with _executor(args) as ex:
         base, data = _baseline(args)
-        r = search(
-            base,
-            data,
-            budget,
-            common,
-            args.rates,
-            args.bits,
-            args.subset,
-            args.max_evals,
-            show,
-            executor=ex,
-        )
+        grid = (args.rates, args.bits, args.subset, args.max_evals)
+        r = search(base, data, budget, common, *grid, show, executor=ex)
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0 if r.met else 1
