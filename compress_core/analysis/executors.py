@@ -6,8 +6,9 @@ tensors) to the workers once and returns a handle to pass to ``submit``:
 in-process it is the object itself, for the process pool a file each worker
 reads once, for Ray an object-store reference (``ray.put``). ``run_grid``
 runs a function over a list of items on any of them, handing each result to
-a callback as it finishes (``as_completed``) and stopping cleanly: finished
-results are kept, queued ones cancelled.
+a callback as it finishes (``wait(FIRST_COMPLETED)``, as ``as_completed`` does) and
+stopping cleanly: finished results are kept, queued ones cancelled. A task whose
+worker died is run again (Ray's ``max_retries``; the pool is restarted).
 
 Workers run torch with one thread each, so N workers use N cores.
 
@@ -81,7 +82,11 @@ class ExecutorConfig:
         if self.kind == "processes":
             return f"in a pool of {self.workers or os.cpu_count()} local processes"
         if self.kind == "ray":
-            return f"on the Ray cluster at {self.address}" if self.address else "on a local Ray"
+            return (
+                f"on the Ray cluster at {self.address}"
+                if self.address
+                else "on a local Ray cluster"
+            )
         return "in this process"
 
     @classmethod
