@@ -330,18 +330,24 @@ def _show_finetune(p) -> None:
 def _compress_or_finetune(args, base, data, config, calib):
     """(compressed model, FinetuneConfig or None): one-shot unless training was asked for."""
     from .core.pipeline import compress
-    from .train.finetune import FinetuneConfig, get_finetuned
+    from .train.finetune import get_finetuned
 
     if not (args.finetune_epochs or args.qat_epochs):
         return compress(base, config, calib), None
-    ft = FinetuneConfig(
+    ft = _finetune_config(args)
+    return get_finetuned(base, data, config, ft, args.cache_dir, _show_finetune), ft
+
+
+def _finetune_config(args):
+    from .train.finetune import FinetuneConfig
+
+    return FinetuneConfig(
         epochs=args.finetune_epochs,
         prune_steps=args.prune_steps,
         qat_epochs=args.qat_epochs,
         lr=args.lr,
         seed=args.seed,
     )
-    return get_finetuned(base, data, config, ft, args.cache_dir, _show_finetune), ft
 
 
 def _add_finetune(p: argparse.ArgumentParser) -> None:
@@ -416,9 +422,9 @@ def cmd_sweep(args) -> int:
     import pandas as pd
 
     from .analysis.sweep import grid, sweep
+    from .train.finetune import finetune_sweep
 
     configs = grid(args.rates, args.bits, **_common_config(args))
-    base, data = _baseline(args)
 
     def show(i, r):
         _remember(args, r)
@@ -428,7 +434,15 @@ def cmd_sweep(args) -> int:
             file=sys.stderr,
         )
 
-    results = sweep(base, data, configs, args.subset, on_result=show)
+    with _executor(args) as ex:  # an unreachable cluster fails before any training
+        base, data = _baseline(args)
+        if args.finetune_epochs or args.qat_epochs:
+            ft = _finetune_config(args)
+            results = finetune_sweep(
+                base, data, configs, ft, args.subset, args.cache_dir, show, None, ex
+            )
+        else:
+            results = sweep(base, data, configs, args.subset, on_result=show, executor=ex)
     frame = pd.DataFrame([r.to_row() for r in results])
     if args.out:
         _write(args.out, frame.to_csv(index=False).encode())
@@ -438,13 +452,49 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    from .analysis.executors import ENV_ADDRESS, ENV_KIND, KINDS
+
+    g = p.add_argument_group("where the points run")
+    g.add_argument(
+        "--executor",
+        choices=KINDS,
+        help=f"this process (default; or ${ENV_KIND}), a local process pool, or a Ray cluster",
+    )
+    g.add_argument("--workers", type=int, help="processes / a local Ray cluster's CPUs")
+    g.add_argument(
+        "--address",
+        help=f"Ray cluster to join: auto, host:6379 or ray://host:10001 (or ${ENV_ADDRESS}); "
+        "without it --executor ray starts a local cluster",
+    )
+    g.add_argument(
+        "--fallback", action="store_true", help="run here when the cluster cannot be reached"
+    )
+
+
+def _executor(args):
+    """The executor the flags (else the SLIMSCOPE_* environment) ask for; says where on stderr."""
+    from .analysis.executors import ExecutorConfig, describe, make_executor
+
+    env = ExecutorConfig.from_env()
+    kind = args.executor or ("ray" if args.address else env.kind)
+    config = ExecutorConfig(
+        kind,
+        args.workers or env.workers,
+        (args.address or env.address) if kind == "ray" else None,
+        args.fallback or env.fallback,
+    )
+    ex = make_executor(config)
+    print(f"running {describe(ex)}", file=sys.stderr)
+    return ex
+
+
 def cmd_sensitivity(args) -> int:
     import pandas as pd
 
     from .analysis.sensitivity import rank_layers, sensitivity
 
     common = CompressionConfig(**_common_config(args))
-    base, data = _baseline(args)
 
     def show(i, total, p):
         setting = f"{p.prune_rate:.0%} pruned" if p.kind == "prune" else f"{p.bits}-bit"
@@ -455,9 +505,10 @@ def cmd_sensitivity(args) -> int:
         )
 
     layers = args.layers.split(",") if args.layers else None
-    points = sensitivity(
-        base, data, layers, args.rates, args.bits, common, args.split, args.subset, show
-    )
+    with _executor(args) as ex:
+        base, data = _baseline(args)
+        grid = (args.rates, args.bits, common)
+        points = sensitivity(base, data, layers, *grid, args.split, args.subset, show, executor=ex)
     if args.out:
         _write(args.out, pd.DataFrame([p.to_row() for p in points]).to_csv(index=False).encode())
         print(f"wrote {len(points)} points to {args.out}")
@@ -473,12 +524,14 @@ def cmd_budget(args) -> int:
 
     budget = Budget(args.min_accuracy, args.max_drop, args.minimise)
     common = CompressionConfig(**_common_config(args))
-    base, data = _baseline(args)
 
     def show(p):
         print(f"  [{p.stage} {p.done}] {p.message}", file=sys.stderr)
 
-    r = search(base, data, budget, common, args.rates, args.bits, args.subset, args.max_evals, show)
+    with _executor(args) as ex:
+        base, data = _baseline(args)
+        grid = (args.rates, args.bits, args.subset, args.max_evals)
+        r = search(base, data, budget, common, *grid, show, executor=ex)
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0 if r.met else 1
@@ -531,6 +584,7 @@ def _add_analysis(sub) -> None:
     a.add_argument("--split", default="val", choices=SPLITS, help="evaluate on this split")
     a.add_argument("--tolerance", type=_finite, default=1.0, help="pp drop allowed in ranking")
     a.add_argument("--out", help="write every point as CSV")
+    _add_executor(a)
     a.set_defaults(func=cmd_sensitivity)
     b = sub.add_parser("budget", help="the smallest per-layer plan keeping accuracy >= delta")
     _add_common(b)
@@ -545,6 +599,7 @@ def _add_analysis(sub) -> None:
     )
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_executor(b)
     b.set_defaults(func=cmd_budget)
 
 
@@ -570,6 +625,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--rates", type=_floats, default=list(GRID_RATES), help="e.g. 0,0.5,0.9")
     s.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="e.g. 2,4,8,32")
     s.add_argument("--out", help="write the results table as CSV")
+    _add_finetune(s)
+    _add_executor(s)
     s.set_defaults(func=cmd_sweep)
     _add_analysis(sub)
     _add_deep_compression(sub)

@@ -16,7 +16,7 @@ from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import charts, controls, pick, remote
 from ui.format import human_bytes
 from ui.safe import plain
 
@@ -66,29 +66,33 @@ def grid_form(p) -> dict | None:
 
 
 def run(p, job: dict) -> None:
-    """Compute the job's points one by one, showing each as it lands; Stop keeps them."""
+    """Compute the job's points, showing each as it lands (in any order); Stop keeps them."""
     points = st.session_state.sweep_points
     stop = st.empty()  # cleared when the run ends
     stop.button("Stop", key="sweep_stop", help="Stop after the current point; finished ones stay.")
     bar = st.progress(0.0, text="starting …")
     live = st.empty()
-    total, drawn = len(job["keys"]), 0.0
-    for i, key in enumerate(job["keys"]):
-        try:
-            r = cache.result(*p.args, key, p.subset)
-        except (ConfigError, CompressionError) as e:
-            st.warning(f"Skipped a setting that cannot be applied: {plain(e)}")
-            continue
-        points[(*job["pick"], key)] = r.to_row()
+    total, drawn, landed = len(job["keys"]), 0.0, []
+
+    def land(i: int, r) -> None:
+        nonlocal drawn
+        landed.append(i)
+        if isinstance(r, (ConfigError, CompressionError)):
+            st.warning(f"Skipped a setting that cannot be applied: {plain(r)}")
+            return
+        points[(*job["pick"], job["keys"][i])] = r.to_row()
+        n = len(landed)
         bar.progress(
-            (i + 1) / total,
-            text=f"{i + 1}/{total} · {r.label}: {r.accuracy:.2%}, {human_bytes(r.artifact_bytes)}",
+            n / total,
+            text=f"{n}/{total} · {r.label}: {r.accuracy:.2%}, {human_bytes(r.artifact_bytes)}",
         )
-        if time.monotonic() - drawn > LIVE_SECONDS or i + 1 == total:  # cached points fly by
+        if time.monotonic() - drawn > LIVE_SECONDS or n == total:  # cached points fly by
             base = (r.dense_bytes, r.baseline_accuracy)
             fig = charts.sweep_figure(job_frame(job), baseline=base)
-            live.plotly_chart(fig, key=f"sweep_live_{i}")
+            live.plotly_chart(fig, key=f"sweep_live_{n}")
             drawn = time.monotonic()
+
+    remote.run_sweep(p, job["keys"], land, remote.executor_from_settings())
     live.empty()
     bar.empty()
     stop.empty()
@@ -183,6 +187,7 @@ def main() -> None:
         st.session_state.sweep_points = {}
     p = pick.sidebar()
     base, _ = pick.load_baseline(p)
+    remote.caption()
     job = grid_form(p)
     if job is not None:
         st.session_state.sweep_job = job

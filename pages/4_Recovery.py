@@ -32,7 +32,7 @@ from compress_core.train.finetune import (
     finetuned_path,
     planned_epochs,
 )
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, pick, remote
 from ui.format import human_bytes
 from ui.safe import plain
 
@@ -154,10 +154,14 @@ def run_curve(p, config, ft, rows) -> None:
     done = [0]
 
     def job(show):
+        tuned = remote.finetune_sweep(p, configs, ft, remote.executor_from_settings())
         for c in configs:
             record_row(
                 rows, (p.args, p.subset, c.key(), ""), cache.result(*p.args, c.key(), p.subset), ""
             )
+            if c.key() in tuned:  # trained on the operator's cluster or pool
+                record_row(rows, (p.args, p.subset, c.key(), ft.key()), tuned[c.key()], ft.key())
+                continue
 
             def scaled(prog: FinetuneProgress) -> None:
                 frac = (done[0] + prog.fraction) / len(configs)
@@ -198,6 +202,7 @@ def finetune_tab(p, base, data) -> None:
             "Nothing to train with these settings: retraining needs pruning, quantization-aware "
             "epochs need quantized weights."
         )
+    remote.caption()
     a, b = st.columns(2)
     go = a.button("Fine-tune this setting", key="rec_run", type="primary", disabled=not epochs)
     curve = b.button(

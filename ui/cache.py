@@ -301,3 +301,14 @@ def budget_artifact(model: str, dataset: str, epochs, seed: int, plan_key: str, 
     candidate = Candidate(chosen["plan"], "", "", 0.0, 0, 0, chosen["config"])
     with HEAVY_JOBS:
         return export(build(base, data, candidate, common))
+
+
+# --- where grid jobs run (issue 16) ---------------------------------------------------------
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def executor(kind: str, workers: int | None, address: str | None, fallback: bool):
+    """The operator's executor, one per server process (Ray allows one connection each)."""
+    from compress_core.analysis.executors import ExecutorConfig, make_executor
+
+    return make_executor(ExecutorConfig(kind, workers, address, fallback))

@@ -36,6 +36,7 @@ import glob
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ from ..core.pipeline import (
 )
 from ..core.steps import LayerSetting
 from ..format.artifact import artifact_size
+from .executors import run_grid
 from .sensitivity import SensitivityPoint, baseline_split_metrics, sensitivity, split_metrics
 from .sweep import GRID_BITS, GRID_RATES
 
@@ -319,42 +321,69 @@ class _Search:
 
     def evaluate(self, plan: dict, source: str, stage: str, config=None) -> Candidate:
         """Build, measure and evaluate one whole model on validation (memoised by plan)."""
-        key = (tuple(sorted(plan.items())), config is not None)
-        if key in self.seen:
-            return self.seen[key]
-        label = CompressionConfig.from_dict(config).label() if config else plan_label(as_plan(plan))
-        c = Candidate(plan, label, source, 0.0, 0, 0, config)
-        model = self.build(c)
-        metrics = split_metrics(model, self.data, "val", self.subset, base=self.base)
-        size = artifact_size(model)
-        c.val_accuracy, c.finite = metrics.accuracy, metrics.finite
-        c.artifact_bytes, c.nonzero_params = size.artifact_bytes, size.nonzero_params
-        rows = {row["name"]: row for row in size.layers}
-        c.layer_sizes = {
-            n: (rows[f"{n}.weight"]["total_bytes"], rows[f"{n}.weight"]["nonzero"]) for n in plan
-        }
-        self.seen[key] = c
+        c = self.seen.get(_plan_key_of(plan, config))
+        if c is None:
+            c = measure_candidate(self.base, self.data, self.common, self.subset, (plan, config))
+            c.source = source
+            self.remember(c)
+            self.report(c, stage)
+        return c
+
+    def remember(self, c: Candidate) -> None:
+        self.seen[_plan_key_of(c.plan, c.config)] = c
         self.tried.append(c)
+
+    def report(self, c: Candidate, stage: str) -> None:
         verdict = "meets" if self.meets(c) else "misses"
         self.tick(
-            stage, f"{label}: val {c.val_accuracy:.2%} ({verdict} δ), {size.artifact_bytes:,} B"
+            stage, f"{c.label}: val {c.val_accuracy:.2%} ({verdict} δ), {c.artifact_bytes:,} B"
         )
-        return c
+
+
+def _plan_key_of(plan: dict, config) -> tuple:
+    return (tuple(sorted(plan.items())), config is not None)
+
+
+def measure_candidate(base, data, common, subset, todo: tuple[dict, dict | None]) -> Candidate:
+    """Build the plan (or uniform config), measure it, evaluate it on validation."""
+    plan, config = todo
+    label = CompressionConfig.from_dict(config).label() if config else plan_label(as_plan(plan))
+    c = Candidate(plan, label, "", 0.0, 0, 0, config)
+    model = build(base, data, c, common)
+    metrics = split_metrics(model, data, "val", subset, base=base)
+    size = artifact_size(model)
+    c.val_accuracy, c.finite = metrics.accuracy, metrics.finite
+    c.artifact_bytes, c.nonzero_params = size.artifact_bytes, size.nonzero_params
+    rows = {row["name"]: row for row in size.layers}
+    c.layer_sizes = {
+        n: (rows[f"{n}.weight"]["total_bytes"], rows[f"{n}.weight"]["nonzero"]) for n in plan
+    }
+    return c
 
 
 Costs = dict[tuple[str, float, int], tuple[int, int]]  # (layer, rate, bits) -> (bytes, non-zero)
 Drops = dict[tuple[str, float, int], float]  # (layer, rate, bits) -> estimated drop in points
 
 
-def _uniform_stage(s: _Search, rates, bits) -> Costs:
-    """Stage 1: the uniform grid. Returns each layer's exact (bytes, non-zero) per setting."""
+def _uniform_stage(s: _Search, rates, bits, executor: Executor | None = None) -> Costs:
+    """Stage 1: the uniform grid. Returns each layer's exact (bytes, non-zero) per setting.
+
+    The grid's models are independent, so they run on ``executor``; they are kept
+    in grid order whatever order they finish in, so the answer does not depend on it.
+    """
+    pairs = itertools.product(rates, bits)
+    uniform = [dataclasses.replace(s.common, prune_rate=r, bits=b) for r, b in pairs]
+    todo = [({n: (c.prune_rate, c.bits) for n in s.layers}, c.to_dict()) for c in uniform]
+    shared = (s.base, s.data, s.common, s.subset)
+    found = run_grid(
+        executor, measure_candidate, todo, shared, lambda i, c: s.report(c, "uniform grid"), s.stop
+    )
     costs = {}
-    for r, b in itertools.product(rates, bits):
-        if s.stop():
-            break
-        config = dataclasses.replace(s.common, prune_rate=r, bits=b)
-        c = s.evaluate({n: (r, b) for n in s.layers}, "uniform", "uniform grid", config.to_dict())
+    for c in found:
+        c.source = "uniform"
+        s.remember(c)
         for n in s.layers:
+            r, b = c.plan[n]
             costs[n, r, b] = c.layer_sizes[n]
     return costs
 
@@ -492,6 +521,7 @@ def search(
     max_evals: int = MAX_EVALS,
     progress: Callable[[BudgetProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> BudgetResult:
     """The smallest model (per-layer rates and bits) whose validation accuracy is >= delta.
 
@@ -501,7 +531,9 @@ def search(
     each layer may take (and the uniform grid). ``subset`` limits the
     validation images. ``max_evals`` bounds the whole-model evaluations of the
     greedy and refinement stages. ``should_stop`` is polled between
-    evaluations; a stopped search returns the best found so far.
+    evaluations; a stopped search returns the best found so far. ``executor``
+    (``executors.py``) runs the uniform grid and the sensitivity points, which are
+    independent; the greedy and refinement stages run here, one model at a time.
 
     Example:
         >>> r = search(base, data, Budget(max_drop_pp=0.5, objective="artifact_bytes"))
@@ -511,7 +543,7 @@ def search(
     started = time.perf_counter()
     rates, bits = sorted(set(rates)), sorted(set(bits))
     s = _start(base, data, budget, common, rates, bits, subset, max_evals, progress, should_stop)
-    costs = _uniform_stage(s, rates, bits)
+    costs = _uniform_stage(s, rates, bits, executor)
     points = sensitivity(
         base,
         data,
@@ -523,6 +555,7 @@ def search(
         subset,
         on_point=lambda i, n, p: s.tick("sensitivity", f"{p.layer} {p.kind}: {p.delta_pp:+.2f} pp"),
         should_stop=s.stop,
+        executor=executor,
     )
     drops = _estimated_drops(points, costs)
     if drops and not s.stop():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..core.pipeline import calibration_for, compress
 from ..eval.evaluate import Metrics, evaluate
 from ..eval.memo import MEMO, dataset_key
 from ..format.artifact import artifact_size
+from .executors import run_grid
 
 SENS_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SENS_BITS = (1, 2, 3, 4, 5, 6, 8, FLOAT_BITS)
@@ -170,12 +172,14 @@ def sensitivity(
     subset: int | None = None,
     on_point: Callable[[int, int, SensitivityPoint], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> list[SensitivityPoint]:
     """Each layer pruned alone to every rate, and quantized alone to every bit width.
 
     ``common`` supplies the methods (pruning method, quantizer, granularity).
     ``on_point(i, total, point)`` is called as each point lands; ``should_stop``
-    is polled between points, and the finished points are returned.
+    is polled between points, and the finished points are returned. ``executor``
+    runs the points elsewhere (``executors.py``); points come back in order.
 
     Example:
         >>> points = sensitivity(base, data, layers=["fc1"], rates=(0, 0.9), bits=(4, 32))
@@ -183,15 +187,14 @@ def sensitivity(
     """
     split_xy(data, split)  # a bad split fails before any work
     todo = sensitivity_configs(base, layers, rates, bits, common)
-    points = []
-    for i, (layer, kind, config) in enumerate(todo):
-        if should_stop is not None and should_stop():
-            break
-        point = sensitivity_point(base, data, layer, kind, config, split, subset)
-        points.append(point)
-        if on_point is not None:
-            on_point(i, len(todo), point)
-    return points
+    baseline_split_metrics(base, data, split, subset)  # once here, shipped with the model
+    report = None if on_point is None else (lambda i, point: on_point(i, len(todo), point))
+    return run_grid(executor, _point, todo, (base, data, split, subset), report, should_stop)
+
+
+def _point(base, data, split, subset, todo: tuple[str, str, CompressionConfig]):
+    layer, kind, config = todo
+    return sensitivity_point(base, data, layer, kind, config, split, subset)
 
 
 def _reach(curve: list[tuple[float, float]], tolerance_pp: float, default: float) -> float:

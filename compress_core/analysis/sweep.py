@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 
 from torch import nn
 
-from ..core.config import CompressionConfig
-from ..core.pipeline import Result, run_on
+from ..core.config import CompressionConfig, ConfigError
+from ..core.pipeline import CompressionError, Result, base_hash, baseline_metrics, run_on
+from .executors import run_grid
 
 GRID_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 GRID_BITS = (2, 3, 4, 5, 6, 8, 32)
@@ -70,14 +72,29 @@ def sweep(
     subset: int | None = None,
     on_result: Callable[[int, Result], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
 ) -> list[Result]:
-    """Run each config; returns the finished results (all, or those done before a stop)."""
-    results = []
-    for i, config in enumerate(configs):
-        if should_stop is not None and should_stop():
-            break
-        result = run_on(base, data, config, subset)
-        results.append(result)
-        if on_result is not None:
-            on_result(i, result)
-    return results
+    """Run each config; returns the finished results (all, or those done before a stop).
+
+    ``executor`` (see ``executors.py``) runs the points elsewhere: a process pool
+    or a Ray cluster, with the base model and data shipped once. ``on_result(i,
+    result)`` is called as each point finishes; results come back in grid order.
+    """
+    baseline_metrics(base, data, subset)  # computed once here, shipped with the model
+    base_hash(base)
+    return run_grid(executor, _point, configs, (base, data, subset), on_result, should_stop)
+
+
+def _point(base: nn.Module, data, subset: int | None, config: CompressionConfig) -> Result:
+    return run_on(base, data, config, subset)
+
+
+def point_or_error(
+    base: nn.Module, data, subset: int | None, config: CompressionConfig
+) -> Result | Exception:
+    """``run_on``, with a setting that cannot be applied returned as its error, not raised:
+    for grids that skip such points (the Sweep page) without stopping the others."""
+    try:
+        return run_on(base, data, config, subset)
+    except (ConfigError, CompressionError) as e:
+        return e

@@ -48,6 +48,7 @@ from ..core.layers import select_layers
 from ..core.pipeline import (
     Result,
     base_hash,
+    baseline_metrics,
     calibration_batches,
     calibration_for,
     check_finite,
@@ -644,3 +645,40 @@ def run_finetuned(
     result.finetune = ft.to_dict()
     result.label = f"{config.label()} · {ft.label()}"
     return result
+
+
+def finetune_sweep(
+    base,
+    data,
+    configs,
+    ft,
+    subset=None,
+    cache_dir=None,
+    on_result=None,
+    should_stop=None,
+    executor=None,
+) -> list[Result]:
+    """``run_finetuned`` for every config (e.g. one setting at several pruning rates).
+
+    ``executor`` (``analysis/executors.py``) trains the configs in parallel: in a
+    process pool or on Ray, with the base model and data shipped once. Each trained
+    model is also kept in the disk cache (``cache_dir``, resolved here so that
+    local workers write where this process reads). ``on_result(i, result)`` is
+    called as each finishes; ``should_stop`` is polled between configs.
+
+    Example:
+        >>> configs = [CompressionConfig(prune_rate=r) for r in (0.5, 0.7, 0.9)]
+        >>> results = finetune_sweep(base, data, configs, FinetuneConfig(1), executor=ex)
+    """
+    from ..analysis.executors import run_grid
+    from ..io.data import cache_root
+
+    cache_dir = str(cache_dir or cache_root())
+    baseline_metrics(base, data, subset)  # once here, shipped with the model
+    base_hash(base)
+    shared = (base, data, ft, subset, cache_dir)
+    return run_grid(executor, _finetune_point, configs, shared, on_result, should_stop)
+
+
+def _finetune_point(base, data, ft, subset, cache_dir, config) -> Result:
+    return run_finetuned(base, data, config, ft, subset, cache_dir)
