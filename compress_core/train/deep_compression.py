@@ -14,12 +14,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +33,7 @@ from ..core.record import get_record
 from ..core.steps import quantize_step_
 from ..eval.evaluate import evaluate
 from ..format.artifact import ArtifactError, artifact_size, export, load_compressed
+from ..format.artifact import _write_atomic as write_atomic  # the one atomic file writer
 from .finetune import (
     FinetuneConfig,
     Tracker,
@@ -360,20 +358,6 @@ def cache_paths(base, data, dc, cache_dir=None) -> tuple[Path, Path]:
     return stem.with_suffix(".slim"), stem.with_suffix(".json")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _load_cached(slim: Path, meta: Path):
     """The cached (model, report), or None when absent, unreadable or inconsistent."""
     if not (slim.is_file() and meta.is_file()):
@@ -405,7 +389,7 @@ def get_deep_compression(base, data, dc, cache_dir=None, progress=None, should_s
     try:
         slim.parent.mkdir(parents=True, exist_ok=True)
         export(model, slim)
-        _write_text_atomic(meta, json.dumps(report.to_dict(), indent=1))
+        write_atomic(str(meta), json.dumps(report.to_dict(), indent=1).encode())
     except OSError as e:
         warnings.warn(f"could not cache the run in {slim.parent} ({e})", stacklevel=2)
     return model, report
