@@ -3,6 +3,7 @@
 Examples:
     python -m compress_core run --model lenet5 --data digits --prune 0.5 --bits 4
     python -m compress_core run --model lenet5 --prune 0.9 --bits 4 --finetune-epochs 3
+    python -m compress_core run --model lenet5 --bits 8 --export-onnx m.onnx --latency
     python -m compress_core deep-compression --model lenet5-caffe --data fashion-mnist
     python -m compress_core sweep --model lenet5 --data fashion-mnist --out results.csv
 """
@@ -221,11 +222,12 @@ def cmd_run(args) -> int:
     if ft is not None:
         result.finetune, result.label = ft.to_dict(), f"{result.label} · {ft.label()}"
     _remember(args, result, export(compressed, args.export or None))
+    latency = _ship(args, compressed, data)
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
             out.pop(k)
-        print(json.dumps(out, indent=2))
+        print(json.dumps(dict(out, latency=latency) if latency else out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")
     base = f"{result.baseline_accuracy:.2%}"
@@ -238,7 +240,47 @@ def cmd_run(args) -> int:
         print(f"  warning: {w}")
     if args.export:
         print(f"  artifact written to {args.export}")
+    if latency:
+        from .eval.latency import format_latency
+
+        print(format_latency(latency))
     return 0
+
+
+def _add_ship(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ship it: ONNX files and measured latency")
+    g.add_argument("--export-onnx", metavar="FILE", help="write the model as float32 ONNX")
+    g.add_argument(
+        "--export-onnx-int8",
+        metavar="FILE",
+        help="write it as int8 QDQ ONNX (ONNX Runtime static quantization, training images)",
+    )
+    g.add_argument(
+        "--latency",
+        action="store_true",
+        help="measure ONNX Runtime (float, int8) and PyTorch latency at batch 1 and 256, "
+        "1 thread and all cores, in a separate process",
+    )
+
+
+def _ship(args, compressed, data) -> list[dict]:
+    """Write the ONNX files asked for; return latency rows when --latency was given."""
+    from .core.pipeline import calibration_batches
+    from .format.onnx import export_onnx
+
+    calib = calibration_batches(data)
+    for path, int8 in ((args.export_onnx, False), (args.export_onnx_int8, True)):
+        if path:
+            blob = export_onnx(compressed, path, int8=int8, calibration=calib)
+            print(
+                f"ONNX ({'int8' if int8 else 'float32'}) {len(blob):,} bytes: {path}",
+                file=sys.stderr,
+            )
+    if not args.latency:
+        return []
+    from .eval.latency import measure_latency
+
+    return measure_latency(compressed, calibration=calib)
 
 
 def _show_finetune(p) -> None:
@@ -477,6 +519,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--export", help="write the compressed artifact to this file")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_finetune(r)
+    _add_ship(r)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("sweep", help="run a grid of pruning rates x bit widths")
     _add_common(s)
@@ -496,6 +539,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .core.config import ConfigError
     from .core.pipeline import CompressionError
+    from .eval.latency import LatencyError
+    from .format.onnx import OnnxExportError
     from .io.data import DatasetUnavailable
     from .io.upload import UploadError
 
@@ -505,7 +550,14 @@ def main(argv: list[str] | None = None) -> int:
         if folder is not None:
             args.data = folder
         return args.func(args)
-    except (ConfigError, CompressionError, DatasetUnavailable, UploadError) as e:
+    except (
+        ConfigError,
+        CompressionError,
+        DatasetUnavailable,
+        UploadError,
+        OnnxExportError,
+        LatencyError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -129,6 +129,20 @@ def measure_latency(
         return json.loads((folder / "result.json").read_text())
 
 
+def format_latency(rows: list[dict], cpu: dict | None = None) -> str:
+    """A plain-text table of latency rows, headed by the CPU line."""
+    cpu = cpu or cpu_info()
+    flags = ", ".join(cpu["int8_flags"]) or "none (int8 is unlikely to be faster)"
+    lines = [f"latency on {cpu['model']} ({cpu['arch']}, {cpu['cores']} cores; int8: {flags})"]
+    lines.append(f"  {'runtime':<10} {'batch':>5} {'threads':>7} {'median':>11} {'IQR':>10}")
+    for r in rows:
+        lines.append(
+            f"  {r['runtime']:<10} {r['batch']:>5} {r['threads']:>7} "
+            f"{r['median_ms']:>8.3f} ms {r['iqr_ms']:>7.3f} ms"
+        )
+    return "\n".join(lines)
+
+
 def _time_runs(call, x, warmup: int, repeats: int, min_seconds: float) -> dict:
     """Median and quartiles of ``call(x)``'s wall time, in milliseconds, after warm-up."""
     import numpy as np
