@@ -16,7 +16,7 @@ from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, pick, ship
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
@@ -192,6 +192,7 @@ def main() -> None:
         )
         return
     show(job_frame(job), job, base)
+    ship.latency_tradeoff(job_frame(job), p, "sweep")
 
 
 main()

@@ -87,7 +87,8 @@ def measure_latency(
         min_seconds: keep timing a setting until this long has passed (and ``repeats`` runs).
 
     Returns:
-        One dict per setting: runtime, batch, threads, median_ms, q1_ms, q3_ms, iqr_ms, runs.
+        One dict per setting: runtime, batch, threads, median_ms, q1_ms, q3_ms, iqr_ms, runs,
+        and the measuring process's pid.
     """
     from ..format.onnx import float_onnx, int8_onnx
 
@@ -197,7 +198,7 @@ def _child(folder: Path) -> None:
             for batch in job["batches"]:
                 x = rng.standard_normal((batch, *job["in_shape"]), dtype=np.float32)
                 stats = _time_runs(run, x, job["warmup"], job["repeats"], job["min_seconds"])
-                rows.append(dict(runtime=runtime, batch=batch, threads=threads, **stats))
+                rows.append(dict(runtime=runtime, batch=batch, threads=threads, pid=os.getpid(), **stats))
     (folder / "result.json").write_text(json.dumps(rows))
 
 
