@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -105,7 +106,7 @@ def measure_latency(
         if "onnx-int8" in runtimes:
             (folder / "onnx-int8.onnx").write_bytes(int8_onnx(model, calibration))
         if "torch" in runtimes:
-            torch.save(model, folder / "torch.pt")  # our own model, read back by our own child
+            torch.save(_lean(model), folder / "torch.pt")  # our own model, read by our child
         job = dict(
             runtimes=list(runtimes),
             batches=list(batches),
@@ -128,6 +129,15 @@ def measure_latency(
             tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
             raise LatencyError(f"the measuring process failed: {tail[0]}")
         return json.loads((folder / "result.json").read_text())
+
+
+def _lean(model: nn.Module) -> nn.Module:
+    """A shallow copy without the engine's memos (cached activations hold closures that do
+    not pickle); the shared model itself is never touched."""
+    lean = copy.copy(model)  # a new __dict__, the same submodules and tensors
+    for key in [k for k in vars(lean) if k.startswith("_slimscope_")]:
+        del lean.__dict__[key]
+    return lean
 
 
 def format_latency(rows: list[dict], cpu: dict | None = None) -> str:
@@ -198,7 +208,9 @@ def _child(folder: Path) -> None:
             for batch in job["batches"]:
                 x = rng.standard_normal((batch, *job["in_shape"]), dtype=np.float32)
                 stats = _time_runs(run, x, job["warmup"], job["repeats"], job["min_seconds"])
-                rows.append(dict(runtime=runtime, batch=batch, threads=threads, pid=os.getpid(), **stats))
+                rows.append(
+                    dict(runtime=runtime, batch=batch, threads=threads, pid=os.getpid(), **stats)
+                )
     (folder / "result.json").write_text(json.dumps(rows))
 
 
