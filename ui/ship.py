@@ -110,27 +110,20 @@ def latency_table(rows: list[dict]) -> pd.DataFrame:
 def render_ship_panel(p, config: CompressionConfig, r) -> None:
     """ONNX downloads (float32, and int8 where bits <= 8) and the full latency table."""
     key = config.key()
-    stem = f"{r.model}-{r.dataset}"
-    a, b = st.columns(2)
-    a.download_button(
-        "Download ONNX (float32)",
-        functools.partial(cache.onnx_file, *p.args, key, False),
-        f"{stem}.onnx",
-        "application/octet-stream",
-        key="ship_dl_float",
-        help="Pruned weights are zeros; removed channels are gone. Runs in any ONNX runtime.",
-    )
+    files = [("float32", False, "Pruned weights are zeros; removed channels are gone.")]
     if int8_applies(config):
-        b.download_button(
-            "Download ONNX (int8 QDQ)",
-            functools.partial(cache.onnx_file, *p.args, key, True),
-            f"{stem}-int8.onnx",
+        files.append(("int8 QDQ", True, "ONNX Runtime static quantization, 1,024 training images."))
+    for column, (kind, int8, why) in zip(st.columns(2), files, strict=False):
+        column.download_button(
+            f"Download ONNX ({kind})",
+            functools.partial(cache.onnx_file, *p.args, key, int8),
+            f"{r.model}-{r.dataset}{'-int8' if int8 else ''}.onnx",
             "application/octet-stream",
-            key="ship_dl_int8",
-            help="ONNX Runtime static quantization, ranges from 1,024 training images.",
+            key=f"ship_dl_{'int8' if int8 else 'float'}",
+            help=why,
         )
-    else:
-        b.caption("int8 ONNX is offered when weights or activations use 8 bits or fewer.")
+    if len(files) == 1:
+        st.caption("int8 ONNX is offered when weights or activations use 8 bits or fewer.")
     cpu = cpu_info()
     st.caption(f"CPU: {cpu['model']} ({cpu['arch']}, {cpu['cores']} cores). {why_line()}")
     rows = _measured(p, key)
