@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app import _array
 
-from compress_core import CompressionConfig, compress
+from compress_core import CompressionConfig, compress, evaluate, run_on
 from compress_core.core.pipeline import calibration_batches
 from compress_core.eval.latency import (
     LatencyError,
@@ -105,3 +107,48 @@ def test_explore_measures_latency_on_demand_and_keeps_it(digits_lenet):
     labels = [d.label for d in at.download_button]
     assert "Download ONNX (float32)" in labels
     assert ("Download ONNX (int8 QDQ)" in labels) == (at.select_slider(key="bits").value <= 8)
+
+
+def test_a_model_carrying_the_engines_memos_is_measured_and_left_unchanged(digits_lenet):
+    base, data = digits_lenet
+    run_on(base, data, CompressionConfig(prune_rate=0.5))  # fills the prefix and eval memos
+    memos = sorted(k for k in vars(base) if k.startswith("_slimscope_"))
+    assert memos
+    rows = measure_latency(base, runtimes=("torch",), batches=(1,), threads=(1,), repeats=1)
+    assert len(rows) == 1 and sorted(k for k in vars(base) if k.startswith("_slimscope_")) == memos
+
+
+def test_the_latency_bench_quick_mode_runs_and_channel_pruning_shrinks_the_model(
+    digits_mlp, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_latency
+
+    rows = bench_latency.bench_model(
+        "mlp", "digits", (1, 256), (1,), warmup=1, repeats=3, min_seconds=0
+    )
+    by = {r["variant"]: r for r in rows}
+    assert list(by) == [v[0] for v in bench_latency.VARIANTS]
+    assert by["50 % channels float32"]["params"] < by["dense float32"]["params"] / 2
+    base, data = digits_mlp
+    assert by["dense float32"]["accuracy"] == evaluate(base, data.test_x, data.test_y).accuracy
+    assert abs(by["dense int8"]["accuracy"] - by["dense float32"]["accuracy"]) <= 0.01
+    assert all(set(r["ms"]) == {(1, 1), (256, 1)} for r in rows)
+    text = bench_latency.table(rows, (1, 256), (1,))
+    assert text.count("\n") == 1 + len(rows) and "(1.00x)" in text
+
+
+def test_sweep_plots_accuracy_against_latency_for_the_pareto_points_only(digits_lenet):
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "1_Sweep.py"), default_timeout=300)
+    at.run()
+    at.multiselect(key="sweep_rates").set_value([0, 50, 90])
+    at.multiselect(key="sweep_bits").set_value([4, 32])
+    at.button(key="sweep_submit").click().run()
+    front = int(next(d.value for d in at.dataframe)["front_bytes"].sum())
+    assert at.button(key="sweep_latency_measure").label == f"Measure {front} Pareto points"
+    at.button(key="sweep_latency_measure").click().run()
+    assert not at.exception
+    fig = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert fig["layout"]["xaxis"]["title"]["text"] == charts.AXES["latency_ms"]
+    tried = [t for t in fig["data"] if t.get("name", "").startswith("tried")]
+    assert sum(len(_array(t["y"])) for t in tried) == front
