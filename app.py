@@ -14,7 +14,7 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, metrics, pick
+from ui import cache, charts, controls, metrics, pick, ship
 from ui.format import human_bytes
 from ui.safe import plain
 
@@ -136,9 +136,11 @@ def explore() -> None:
     row = r.to_row()
     st.session_state.history[(p.model, p.dataset, p.epochs, p.subset, row["key"])] = row
     metrics.show(r)
-    tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
+    ship.latency_metric(p, config)
+    tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export", "Ship"])
     with tabs[0]:
         show_tradeoff(r, row["key"])
+        ship.latency_tradeoff(history_frame(), p, "explore")
     with tabs[1]:
         show_layers(r)
     with tabs[2]:
@@ -147,6 +149,8 @@ def explore() -> None:
         show_changes(r, data)
     with tabs[4]:
         show_export(r, p, row["key"])
+    with tabs[5]:
+        ship.render_ship_panel(p, config, r)
 
 
 def navigation():

@@ -3,6 +3,7 @@
 Examples:
     python -m compress_core run --model lenet5 --data digits --prune 0.5 --bits 4
     python -m compress_core run --model lenet5 --prune 0.9 --bits 4 --finetune-epochs 3
+    python -m compress_core run --model lenet5 --bits 8 --export-onnx m.onnx --latency
     python -m compress_core deep-compression --model lenet5-caffe --data fashion-mnist
     python -m compress_core sweep --model lenet5 --data fashion-mnist --out results.csv
 """
@@ -227,9 +228,9 @@ def _check_outputs(args) -> None:
     if store is not None and model_file is not None and same_file(store, model_file):
         raise OutputError(f"--store {store} is the --model-file itself: pick another store")
     inputs = {"--model-file": model_file, "--store": store}
-    for flag in ("export", "out"):
+    for flag in ("export", "out", "export_onnx", "export_onnx_int8", "report"):
         if getattr(args, flag, None):
-            check_output(getattr(args, flag), f"--{flag}", inputs)
+            check_output(getattr(args, flag), "--" + flag.replace("_", "-"), inputs)
 
 
 def _write(path: str | None, data: bytes) -> None:
@@ -298,11 +299,12 @@ def cmd_run(args) -> int:
     blob = export(compressed)
     _write(args.export, blob)
     _remember(args, result, blob)
+    latency = _ship(args, compressed, data)
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
             out.pop(k)
-        print(json.dumps(out, indent=2))
+        print(json.dumps(dict(out, latency=latency) if latency else out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")
     base = f"{result.baseline_accuracy:.2%}"
@@ -315,7 +317,48 @@ def cmd_run(args) -> int:
         print(f"  warning: {w}")
     if args.export:
         print(f"  artifact written to {args.export}")
+    if latency:
+        from .eval.latency import format_latency
+
+        print(format_latency(latency))
     return 0
+
+
+def _add_ship(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ship it: ONNX files and measured latency")
+    g.add_argument("--export-onnx", metavar="FILE", help="write the model as float32 ONNX")
+    g.add_argument(
+        "--export-onnx-int8",
+        metavar="FILE",
+        help="write it as int8 QDQ ONNX (ONNX Runtime static quantization, training images)",
+    )
+    g.add_argument(
+        "--latency",
+        action="store_true",
+        help="measure ONNX Runtime (float, int8) and PyTorch latency at batch 1 and 256, "
+        "1 thread and all cores, in a separate process",
+    )
+
+
+def _ship(args, compressed, data) -> list[dict]:
+    """Write the ONNX files asked for; return latency rows when --latency was given."""
+    from .core.pipeline import calibration_batches
+    from .format.onnx import export_onnx
+
+    calib = calibration_batches(data)
+    for path, int8 in ((args.export_onnx, False), (args.export_onnx_int8, True)):
+        if path:
+            blob = export_onnx(compressed, int8=int8, calibration=calib)
+            _write(path, blob)
+            print(
+                f"ONNX ({'int8' if int8 else 'float32'}) {len(blob):,} bytes: {path}",
+                file=sys.stderr,
+            )
+    if not args.latency:
+        return []
+    from .eval.latency import measure_latency
+
+    return measure_latency(compressed, calibration=calib)
 
 
 def _show_finetune(p) -> None:
@@ -619,6 +662,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--export", help="write the compressed artifact to this file")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_finetune(r)
+    _add_ship(r)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("sweep", help="run a grid of pruning rates x bit widths")
     _add_common(s)
@@ -640,6 +684,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .core.config import ConfigError
     from .core.pipeline import CompressionError
+    from .eval.latency import LatencyError
+    from .format.onnx import OnnxExportError
     from .io.data import DatasetUnavailable
     from .io.paths import OutputError
     from .io.upload import UploadError
@@ -651,7 +697,15 @@ def main(argv: list[str] | None = None) -> int:
             args.data = folder
         _check_outputs(args)
         return args.func(args)
-    except (ConfigError, CompressionError, DatasetUnavailable, UploadError, OutputError) as e:
+    except (
+        ConfigError,
+        CompressionError,
+        DatasetUnavailable,
+        UploadError,
+        OutputError,
+        OnnxExportError,
+        LatencyError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a disk that filled up or went away mid-write: said, not traced

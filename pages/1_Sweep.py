@@ -16,7 +16,7 @@ from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import charts, controls, pick, remote
+from ui import charts, controls, pick, remote, ship
 from ui.format import human_bytes
 from ui.safe import plain
 
@@ -199,6 +199,7 @@ def main() -> None:
         )
         return
     show(job_frame(job), job, base)
+    ship.latency_tradeoff(job_frame(job), p, "sweep")
 
 
 main()

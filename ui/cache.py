@@ -24,11 +24,14 @@ import torch
 from compress_core.core.config import CompressionConfig
 from compress_core.core.pipeline import (
     base_hash,
+    calibration_batches,
     calibration_for,
     compress,
     evaluate_compressed,
 )
+from compress_core.eval.latency import measure_latency
 from compress_core.format.artifact import export
+from compress_core.format.onnx import export_onnx
 from compress_core.io.imagefolder import register_image_folder
 from compress_core.io.store import Store, StoreError
 from compress_core.io.upload import load_user_model, register_from_env
@@ -312,3 +315,28 @@ def executor(kind: str, workers: int | None, address: str | None, fallback: bool
     from compress_core.analysis.executors import ExecutorConfig, make_executor
 
     return make_executor(ExecutorConfig(kind, workers, address, fallback))
+
+
+# --- ship it: ONNX files and measured latency (issue 15) ---------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def onnx_file(model: str, dataset: str, epochs, seed: int, config_key: str, int8: bool) -> bytes:
+    """The compressed model as float32 or int8 QDQ ONNX (int8 calibrated on training images)."""
+    _, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    with HEAVY_JOBS:
+        return export_onnx(small, int8=int8, calibration=calibration_batches(data))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def latency(model, dataset, epochs, seed, config_key, runtimes, batches, threads) -> list[dict]:
+    """Latency rows of one config, measured in a child process; kept per (model, config,
+    runtimes, batches, threads) so each setting is measured once per server."""
+    _, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    calib = calibration_batches(data) if "onnx-int8" in runtimes else None
+    with HEAVY_JOBS:
+        return measure_latency(
+            small, calibration=calib, runtimes=runtimes, batches=batches, threads=threads
+        )

@@ -14,9 +14,11 @@ MARGIN = dict(l=10, r=10, t=30, b=10)
 AXES = {
     "artifact_bytes": "compressed size (bytes, log scale)",
     "nonzero_params": "non-zero parameters (log scale)",
+    "latency_ms": "measured latency (ms, log scale)",
 }
+UNITS = {"artifact_bytes": "bytes", "nonzero_params": "non-zero params", "latency_ms": "ms"}
 HOVER = (
-    "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.0f} "
+    "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.3~f} "
     "{unit}<br>%{customdata[1]}<extra></extra>"
 )
 
@@ -48,7 +50,7 @@ def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> No
         mode="markers",
         name="baseline (fp32)",
         marker=dict(size=13, symbol="diamond", color="black"),
-        hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+        hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.3~f}} {unit}<extra></extra>",
     )
 
 
@@ -77,7 +79,7 @@ def tradeoff_figure(
     (columns x, accuracy, label), e.g. a paper's figures.
     """
     fig = go.Figure()
-    unit = "bytes" if x == "artifact_bytes" else "non-zero params"
+    unit = UNITS.get(x, x)
     if len(frame):
         df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
         df["front"] = pareto_mask(df, x, "accuracy")
@@ -212,7 +214,7 @@ def sweep_figure(
     ``frame`` has Result.to_row() columns; the front is over all methods together.
     """
     fig = go.Figure()
-    unit = "bytes" if x == "artifact_bytes" else "non-zero params"
+    unit = UNITS.get(x, x)
     df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
     if len(df):
         df["front"] = pareto_mask(df, x, "accuracy")
@@ -292,7 +294,7 @@ def budget_figure(
     ``tried`` has Candidate.to_row() columns; ``chosen``/``uniform`` are labels to mark.
     """
     fig = go.Figure()
-    unit = "bytes" if x == "artifact_bytes" else "non-zero params"
+    unit = UNITS.get(x, x)
     styles = {"uniform": "#9ecae1", "greedy": "#F58518", "refine": "#B279A2"}
     for source, color in styles.items():
         part = tried[tried["source"] == source]
