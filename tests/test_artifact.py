@@ -258,14 +258,17 @@ def test_packed_codes_take_ceil_n_times_k_over_8_bytes(bits):
         assert rows[f"{name}.weight"]["value_bytes"] == ceil(n * bits / 8)
 
 
-def test_huffman_is_used_only_when_smaller():
-    plain, coded = (_hand_model(4, "affine", True, 0.9, huffman=h, seed=3) for h in (False, True))
-    rows = {h: {r["name"]: r for r in artifact_size(m).layers} for h, m in ((0, plain), (1, coded))}
-    for name in ("fc1.weight", "fc2.weight"):
-        # Uniformly random codes: Huffman cannot win, so the codes stay plain.
-        assert rows[1][name]["value_bytes"] == rows[0][name]["value_bytes"]
-        assert rows[1][name]["index_bytes"] <= rows[0][name]["index_bytes"]
-    assert "huffman" in rows[1]["fc1.weight"]["encoding"]  # geometric index gaps: it does win
+def test_entropy_coding_is_used_only_when_smaller():
+    model = _hand_model(4, "affine", True, 0.9, seed=3)
+    rows = {r["name"]: r for r in artifact_size(model).layers}
+    for name in ("fc1", "fc2"):
+        row, mask = rows[f"{name}.weight"], get_record(model).layers[name].mask
+        # Uniformly random codes: no entropy coder wins, so they stay packed at 4 bits.
+        assert row["value_encoding"] == "fixed"
+        assert row["value_bytes"] == ceil(int(mask.sum()) * 4 / 8)
+        # 10 % kept at random: h(0.1) = 0.47 bits a weight, under half a bitmask.
+        assert row["index_bytes"] < 0.5 * ceil(mask.numel() / 8)
+        assert row["index_encoding"].endswith("ans")
 
 
 def test_codebook_with_unused_entries_stores_only_the_used_ones():
@@ -343,7 +346,9 @@ BAD_HEADERS = {
     "groups": _set(["tensors", 0, "ng"], 7),
     "zero-point dtype": _set(["tensors", 0, "zp"], "float32"),
     "scheme": _set(["tensors", 0, "scheme"], "magic"),
-    "missing key": lambda h: h["tensors"][0].pop("ch"),
+    "missing key": lambda h: h["tensors"][0].pop("bits"),
+    "unknown float packing": _set(["tensors", 1, "zv"], 7),
+    "extra tensor": lambda h: h["tensors"].append({"enc": "raw", "len": [0, 0, 0]}),
     "config": _set(["config", "bits"], 99),
     "tensors": _set(["tensors"], {}),
     "extra key": _set(["extra"], 1),
@@ -414,15 +419,14 @@ def test_tiny_artifact_layout_is_pinned():
     assert blob[9 + length :] == payload
     assert len(blob) == 9 + length + 18
     header = json.loads(zlib.decompress(blob[9 : 9 + length]))
+    # Too small for lzma or ANS to win: stored as is, and flags that are 0 are left out.
     weight = {"name": "weight", "shape": [2, 16], "dtype": "float32", "enc": "layer"}
-    weight |= {"pos": "relative", "b": 4, "ni": 5, "ih": 0, "ia": 0, "n": 4, "len": [3, 5, 2]}
-    weight |= {"scheme": "affine", "ng": 1, "eg": 0, "zp": "uint8", "zq": 0}
-    weight |= {"bits": 3, "ch": 0, "ca": 0}  # too small for lzma or ANS to win: stored as is
+    weight |= {"pos": "relative", "b": 4, "ni": 5, "n": 4, "len": [3, 5, 2]}
+    weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3}
     raw = {"name": "bias", "shape": [2], "dtype": "float32", "enc": "raw", "len": [0, 0, 8]}
-    raw["zv"] = 0
     assert header == {
         "spec": None,
-        "config": config.to_dict(),
+        "config": {"bits": 3, "prune_rate": 0.875},  # only what differs from the defaults
         "structured": [],
         "activations": {},
         "tensors": [weight, raw],

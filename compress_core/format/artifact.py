@@ -73,6 +73,7 @@ MAGIC = b"SLIM"
 VERSION = 2
 READS = (1, 2)  # format versions load_compressed reads; 1 is a subset of 2's encodings
 _PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+_FLAGS = ("ch", "ca", "ih", "ia", "eg", "zq", "zv")  # coding flags, left out when 0
 _SQUEEZED = ("raw", "lzma", "lzma planes")  # float segments, by squeeze method
 MAX_HEADER = 64 << 20  # refuse headers that inflate beyond this (a zip bomb)
 _DTYPES = {
@@ -177,6 +178,35 @@ def artifact_size(model: nn.Module) -> Size:
     )
 
 
+COMPONENTS = ("header", "positions", "codes", "scales_codebooks", "floats")
+
+
+def artifact_breakdown(model: nn.Module) -> dict[str, int]:
+    """The artifact's bytes by what they store; the values sum to its exact length.
+
+    ``header``: magic, version and the compressed JSON header; ``positions``: the
+    indexes of kept weights; ``codes``: the quantized weights; ``scales_codebooks``:
+    scales, zero points and codebooks; ``floats``: every float tensor stored as
+    floats (layers left alone, biases, BatchNorm, pruned-but-float weights).
+
+    Example:
+        >>> parts = artifact_breakdown(model)
+        >>> sum(parts.values()) == len(export(model))
+        True
+    """
+    blob, parts, header_bytes = _encode(model)
+    out = dict.fromkeys(COMPONENTS, 0)
+    out["header"] = header_bytes
+    for part in parts:
+        index, params, values = (len(s) for s in part.segments)
+        quantized = part.entry.get("scheme") in ("affine", "codebook")
+        out["positions"] += index
+        out["scales_codebooks"] += params
+        out["codes" if quantized else "floats"] += values
+    assert sum(out.values()) == len(blob)
+    return out
+
+
 def load_compressed(src: bytes | bytearray | memoryview | str | os.PathLike) -> nn.Module:
     """Rebuild a model from its artifact: same weights (bit for bit), record and hooks.
 
@@ -216,16 +246,29 @@ def _encode(model: nn.Module) -> tuple[bytes, list[_Part], int]:
     ]
     header = {
         "spec": None if spec is None else _plain(dataclasses.asdict(spec)),
-        "config": None if record is None else record.config.to_dict(),
+        "config": None if record is None else _changed(record.config),
         "structured": [] if record is None else _plain(record.structured),
         "activations": {} if record is None else _plain(record.activations),
-        "tensors": [p.entry for p in parts],
+        "tensors": [_slim_entry(p.entry, spec is not None) for p in parts],
     }
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     packed = zlib.compress(text, 9)
     prefix = _PREFIX.pack(MAGIC, VERSION, len(packed))
     blob = b"".join([prefix, packed, *(s for p in parts for s in p.segments)])
     return blob, parts, len(prefix) + len(packed)
+
+
+def _slim_entry(entry: dict, has_spec: bool) -> dict:
+    """The header entry without what the reader knows: zero flags, and with a model spec,
+    the name, shape and dtype (the rebuilt model's ``state_dict`` gives them, in order)."""
+    known = ("name", "shape", "dtype") if has_spec else ()
+    return {k: v for k, v in entry.items() if k not in known and (k not in _FLAGS or v)}
+
+
+def _changed(config: CompressionConfig) -> dict[str, Any]:
+    """The settings that differ from the defaults (``from_dict`` fills in the rest)."""
+    default = CompressionConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if v != default[k]}
 
 
 def _layer_keys(record: CompressionRecord | None, state: dict) -> dict[str, LayerRecord]:
@@ -458,6 +501,7 @@ def _load(blob: bytes) -> nn.Module:
     header, payload = _parse(blob)
     model = _fresh_model(header)
     expected = model.state_dict()
+    _fill_entries(header["tensors"], expected)
     _match_tensors(header["tensors"], expected, header["spec"]["name"])
     tensors, layers, offset = {}, {}, 0
     for entry in header["tensors"]:
@@ -520,10 +564,10 @@ def _check_header(header: Any, payload_bytes: int) -> None:
     need(header["config"] is None or isinstance(header["config"], dict), "config must be a dict")
     total = 0
     for e in header["tensors"]:
-        need(isinstance(e, dict) and isinstance(e.get("name"), str), "a tensor without a name")
-        shape, lens = e.get("shape"), e.get("len")
-        need(_ints(shape) and _ints(lens) and len(lens) == 3, f"{e['name']}: bad shape or len")
-        need(e.get("dtype") in _DTYPES and e.get("enc") in ("raw", "layer"), f"{e['name']}: enc")
+        need(isinstance(e, dict), "a tensor entry is not a dict")
+        name, lens = e.get("name", "?"), e.get("len")
+        need(isinstance(name, str) and _ints(lens) and len(lens) == 3, f"{name}: bad len")
+        need(e.get("enc") in ("raw", "layer"), f"{name}: bad encoding")
         total += sum(lens)
     if total != payload_bytes:
         how = "truncated" if total > payload_bytes else "followed by extra bytes"
@@ -566,6 +610,18 @@ def _fresh_model(header: dict) -> nn.Module:
 
 def _same_or(returned: Any, model: nn.Module) -> nn.Module:
     return returned if isinstance(returned, nn.Module) else model
+
+
+def _fill_entries(entries: list[dict], expected: dict[str, torch.Tensor]) -> None:
+    """Give entries written without name, shape and dtype those of the model's tensors."""
+    if any("name" not in e for e in entries) and len(entries) != len(expected):
+        raise ArtifactError(f"the artifact has {len(entries)} tensors, the model {len(expected)}")
+    for e, (name, t) in zip(entries, expected.items(), strict=False):
+        e.setdefault("name", name)
+        e.setdefault("shape", list(t.shape))
+        e.setdefault("dtype", str(t.dtype).removeprefix("torch."))
+        if not (isinstance(e["name"], str) and _ints(e.get("shape")) and e.get("dtype") in _DTYPES):
+            raise ArtifactError(f"artifact header is malformed: {e['name']}: bad shape or dtype")
 
 
 def _match_tensors(entries: list[dict], expected: dict[str, torch.Tensor], model: str) -> None:

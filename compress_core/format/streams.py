@@ -90,7 +90,7 @@ def _huffman_option(
 def read_stream(data: bytes, fields: dict, keys: str, bits: int, count: int) -> np.ndarray:
     """``count`` symbols of ``bits`` bits, decoded as the header fields say."""
     key_h, key_a = keys.split()
-    nsym, ans, alphabet = fields[key_h], fields.get(key_a, 0), 2**bits
+    nsym, ans, alphabet = fields.get(key_h, 0), fields.get(key_a, 0), 2**bits
     if type(nsym) is not int or type(count) is not int or not 0 <= nsym <= alphabet:
         raise StreamError("bad stream header")
     if ans not in (0, 1) or (ans and nsym):
@@ -160,7 +160,7 @@ def decode_positions(fields: dict, data: bytes, numel: int, name: str) -> np.nda
         return None
     if pos == "bitmask":
         if fields.get("ia", 0):
-            return read_stream(data, {"ih": 0, **fields}, "ih ia", 1, numel).astype(bool)
+            return read_stream(data, fields, "ih ia", 1, numel).astype(bool)
         if len(data) != (numel + 7) // 8:
             raise StreamError(f"{name}: a bitmask of {numel} bits is wrong-sized")
         return np.unpackbits(np.frombuffer(data, np.uint8), count=numel).astype(bool)
