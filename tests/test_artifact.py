@@ -268,7 +268,7 @@ def test_entropy_coding_is_used_only_when_smaller():
         assert row["value_bytes"] == ceil(int(mask.sum()) * 4 / 8)
         # 10 % kept at random: h(0.1) = 0.47 bits a weight, under half a bitmask.
         assert row["index_bytes"] < 0.5 * ceil(mask.numel() / 8)
-        assert row["index_encoding"].endswith("ans")
+        assert row["index_encoding"] != "bitmask"
 
 
 def test_codebook_with_unused_entries_stores_only_the_used_ones():

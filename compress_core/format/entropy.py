@@ -14,8 +14,8 @@ Stream layout (bits most significant first, as in ``huffman.pack_bits``)::
 
 ``gaps`` are the differences between successive used symbols (the first from
 -1), ``counts`` how often each occurs, divided by ``2**s`` (rounded, at least 1):
-a coarser table costs fewer bits than the slightly worse model it gives, and the
-encoder tries shifts ``s`` until the total stops shrinking. The model's
+a coarser table costs fewer bits than the slightly worse model it gives; the
+encoder takes the shift ``s`` whose estimated total is smallest. The model's
 probabilities are the stored counts over their sum. A stream of one distinct
 symbol has no ANS words at all: the table says everything.
 
@@ -44,38 +44,57 @@ def _model(counts: np.ndarray):
     return constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
 
 
-def encode(symbols: np.ndarray, alphabet_size: int) -> bytes:
-    """The table and the ANS stream for ``symbols`` (ints in [0, alphabet_size))."""
+def estimate(freq: np.ndarray) -> tuple[int, float]:
+    """The table shift that looks smallest for these symbol counts, and its size in bytes.
+
+    The size is the exact table plus the stream's ideal length under the stored
+    model, plus 4 bytes for ANS's final state; ``encode`` comes within a few bytes.
+    """
+    counts = freq[freq > 0].astype(np.int64)
+    best = (0, float("inf"))
+    for shift in range(max(_width(counts), 1)):
+        kept = _scaled(counts, shift)
+        table = (_HEAD_BITS + len(counts) * (_width(_gaps(freq)) + _width(kept - 1)) + 7) // 8
+        stream = -(counts * np.log2(kept / kept.sum())).sum() / 8 + 4 if len(counts) > 1 else 0
+        if table + stream > best[1]:
+            break
+        best = (shift, table + stream)
+    return best
+
+
+def _scaled(counts: np.ndarray, shift: int) -> np.ndarray:
+    return np.maximum((counts + (1 << shift >> 1)) >> shift, 1)
+
+
+def _gaps(freq: np.ndarray) -> np.ndarray:
+    return np.diff(np.flatnonzero(freq), prepend=-1)
+
+
+def encode(symbols: np.ndarray, alphabet_size: int, shift: int | None = None) -> bytes:
+    """The table and the ANS stream for ``symbols`` (ints in [0, alphabet_size)).
+
+    ``shift`` (counts stored divided by ``2**shift``) defaults to ``estimate``'s choice.
+    """
     symbols = np.asarray(symbols, dtype=np.int64).reshape(-1)
     if not len(symbols):
         return b""
     if symbols.min() < 0 or symbols.max() >= alphabet_size or alphabet_size > 2**24:
         raise ValueError(f"symbols must be in [0, {alphabet_size}) and the alphabet < 2**24")
-    counts = np.bincount(symbols, minlength=alphabet_size)
-    used = np.flatnonzero(counts)
-    rank = np.zeros(alphabet_size, dtype=np.int32)
-    rank[used] = np.arange(len(used), dtype=np.int32)
-    best = _encode_with(counts[used], np.diff(used, prepend=-1), rank[symbols], 0)
-    for shift in range(1, _width(counts[used])):
-        data = _encode_with(counts[used], np.diff(used, prepend=-1), rank[symbols], shift)
-        if len(data) > len(best):
-            break
-        best = data
-    return best
-
-
-def _encode_with(counts: np.ndarray, gaps: np.ndarray, ranks: np.ndarray, shift: int) -> bytes:
-    """Table (counts divided by ``2**shift``) and ANS words for one stream."""
-    kept = np.maximum((counts + (1 << shift >> 1)) >> shift, 1)
+    freq = np.bincount(symbols, minlength=alphabet_size)
+    used = np.flatnonzero(freq)
+    shift = estimate(freq)[0] if shift is None else shift
+    kept, gaps = _scaled(freq[used], shift), _gaps(freq)
     wg, wc = _width(gaps), _width(kept - 1)
     table = pack_bits(
-        np.concatenate([[len(counts), wg, wc], gaps, kept - 1]),
-        np.concatenate([_HEAD, np.full(len(counts), wg), np.full(len(counts), wc)]),
+        np.concatenate([[len(used), wg, wc], gaps, kept - 1]),
+        np.concatenate([_HEAD, np.full(len(used), wg), np.full(len(used), wc)]),
     )
-    if len(counts) == 1:
+    if len(used) == 1:
         return table
+    rank = np.zeros(alphabet_size, dtype=np.int32)
+    rank[used] = np.arange(len(used), dtype=np.int32)
     coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(ranks, _model(kept.astype(np.float64)))
+    coder.encode_reverse(rank[symbols], _model(kept.astype(np.float64)))
     return table + coder.get_compressed().astype("<u4").tobytes()
 
 

@@ -44,8 +44,40 @@ class Option:
     make: Callable[[], bytes]
 
 
+class LazyOption(Option):
+    """An ANS option: its size is estimated at once and known exactly once encoded."""
+
+    def __init__(self, fields: dict, estimate: float, encode: Callable[[], bytes]):
+        self.fields, self.estimate, self._encode, self._data = fields, estimate, encode, None
+
+    def make(self) -> bytes:
+        if self._data is None:
+            self._data = self._encode()
+        return self._data
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.make())
+
+    @property
+    def nbits(self) -> int:
+        return 8 * self.nbytes
+
+
+SLACK = 2.0  # bytes: an ANS stream is never that much below its estimate (entropy.estimate)
+
+
 def cheapest(options: list[Option]) -> Option:
-    return min(options, key=lambda o: (o.nbytes, o.nbits))  # then the first: the simplest
+    """The smallest option (then the first: the simplest), encoding only ANS streams that
+    can win by their estimate."""
+    exact = [o for o in options if not isinstance(o, LazyOption)]
+    best = min(exact, key=lambda o: (o.nbytes, o.nbits)) if exact else None
+    for o in sorted((o for o in options if isinstance(o, LazyOption)), key=lambda o: o.estimate):
+        if best is not None and o.estimate - SLACK >= best.nbytes:
+            break
+        if best is None or (o.nbytes, o.nbits) < (best.nbytes, best.nbits):
+            best = o
+    return best
 
 
 def stream_options(
@@ -59,9 +91,9 @@ def stream_options(
     options = [Option(fixed, plain, count * bits, lambda: huffman.pack_fixed(symbols(), bits))]
     if count:
         options += _huffman_option(freq, plain, {**fields, key_a: 0}, key_h, symbols)
-        data = entropy.encode(symbols(), len(freq))
+        shift, size = entropy.estimate(freq)
         ans = {**fields, key_h: 0, key_a: 1}
-        options.append(Option(ans, len(data), 8 * len(data), lambda: data))
+        options.append(LazyOption(ans, size, lambda: entropy.encode(symbols(), len(freq), shift)))
     return options
 
 
