@@ -9,7 +9,7 @@ from typing import Any
 
 PRUNE_METHODS = ("magnitude", "random", "l1-structured", "l2-structured")
 SCOPES = ("layer", "global")
-QUANT_METHODS = ("uniform", "symmetric", "kmeans")
+QUANT_METHODS = ("uniform", "symmetric", "kmeans", "ecq")
 GRANULARITIES = ("per_tensor", "per_channel")
 CALIBRATIONS = ("minmax", "percentile")
 FLOAT_BITS = 32  # the bit width that means "leave as float32"
@@ -31,7 +31,7 @@ class CompressionConfig:
     prune_method: str = "magnitude"  # magnitude | random | l1-structured | l2-structured
     scope: str = "layer"  # layer: each layer to the rate; global: one ranking across layers
     bits: int = FLOAT_BITS  # weight bit width 1..16, or 32 = float (no quantization)
-    quant: str = "uniform"  # uniform (asymmetric affine) | symmetric | kmeans (weight sharing)
+    quant: str = "uniform"  # uniform | symmetric | kmeans (weight sharing) | ecq (entropy-coded)
     granularity: str = (
         "per_channel"  # per_tensor | per_channel (one scale/codebook per output channel)
     )
