@@ -34,10 +34,10 @@ from compress_core.train.baseline import get_baseline  # noqa: E402
 
 FULL = dict(
     rates=(0.0, 0.05, 0.5, 0.9, 1.0),
-    bits=(1, 2, 3, 4, 5, 6, 8, 12, 16, 32),
-    quants=("uniform", "symmetric", "kmeans"),
+    bits=(1, 2, 3, 4, 6, 8, 16, 32),
+    quants=("uniform", "symmetric", "kmeans", "ecq"),
     granularities=("per_tensor", "per_channel"),
-    scopes=("layer", "global"),
+    scopes=("layer",),
 )
 QUICK = dict(
     rates=(0.0, 0.05, 0.9),
@@ -103,12 +103,16 @@ def pruning_inversions(df: pd.DataFrame) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a 13-config grid per model")
+    ap.add_argument("--quick", action="store_true", help="an 18-config grid per model")
+    ap.add_argument("--global-scope", action="store_true", help="add global pruning to the grid")
     ap.add_argument("--models", default="lenet5,mlp", help="comma-separated models")
     ap.add_argument("--data", default="fashion-mnist", help="the data set")
     ap.add_argument("--out", help="write every row to this CSV")
     args = ap.parse_args()
-    grid = configs(QUICK if args.quick else FULL)
+    grid = dict(QUICK if args.quick else FULL)
+    if args.global_scope:
+        grid["scopes"] = ("layer", "global")
+    grid = configs(grid)
     started, rows = time.perf_counter(), []
     for model_name in args.models.split(","):
         base, _ = get_baseline(model_name, args.data)
