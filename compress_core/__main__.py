@@ -327,6 +327,47 @@ def _add_deep_compression(sub) -> None:
     d.set_defaults(func=cmd_deep_compression, model_file=None)
 
 
+def cmd_soft_sharing(args) -> int:
+    from .eval.evaluate import evaluate
+    from .format.artifact import artifact_breakdown, artifact_size, export
+    from .train.soft_sharing import SoftSharingConfig, soft_weight_sharing
+
+    base, data = _baseline(args)
+    cfg = SoftSharingConfig(epochs=args.sws_epochs, components=args.components, tau=args.tau)
+    small = soft_weight_sharing(base, data, cfg)
+    size = artifact_size(small)
+    out = {
+        "accuracy": evaluate(small, data.test_x, data.test_y).accuracy,
+        "baseline_accuracy": evaluate(base, data.test_x, data.test_y).accuracy,
+        "artifact_bytes": size.artifact_bytes,
+        "ratio": size.dense_bytes / size.artifact_bytes,
+        "nonzero_params": size.nonzero_params,
+        "breakdown": artifact_breakdown(small),
+    }
+    print(json.dumps(out, indent=2))
+    if args.export:
+        export(small, args.export)
+    return 0
+
+
+def _add_soft_sharing(sub) -> None:
+    from .io.data import DATASETS
+    from .io.models import MODELS
+
+    w = sub.add_parser("soft-sharing", help="train under a mixture prior (Ullrich et al. 2017)")
+    w.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
+    w.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
+    w.add_argument("--data-dir", help="folder holding the data set")
+    w.add_argument("--cache-dir", help="where baselines are cached")
+    w.add_argument("--epochs", type=int, help="baseline training epochs")
+    w.add_argument("--seed", type=int, default=0, help="baseline training seed")
+    w.add_argument("--sws-epochs", type=int, default=4, help="epochs under the prior")
+    w.add_argument("--components", type=int, default=15, help="non-zero mixture components")
+    w.add_argument("--tau", type=float, default=3e-3, help="weight of the prior")
+    w.add_argument("--export", help="write the artifact to this file")
+    w.set_defaults(func=cmd_soft_sharing, model_file=None)
+
+
 def cmd_sweep(args) -> int:
     import pandas as pd
 
@@ -486,6 +527,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
     _add_analysis(sub)
     _add_deep_compression(sub)
+    _add_soft_sharing(sub)
     for name in ("models", "datasets"):
         listing = sub.add_parser(name, help=f"list the {name}")
         listing.add_argument("--model-module", action="append", default=[], help="see run")
