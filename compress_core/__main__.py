@@ -300,20 +300,25 @@ def cmd_deep_compression(args) -> int:
     return 0
 
 
-def _add_deep_compression(sub) -> None:
+def _baseline_args(p) -> None:
+    """The flags that pick and train a baseline, for subcommands that train further."""
     from .io.data import DATASETS
     from .io.models import MODELS
 
+    p.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
+    p.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
+    p.add_argument("--data-dir", help="folder holding the data set")
+    p.add_argument("--cache-dir", help="where baselines and finished runs are cached")
+    p.add_argument("--epochs", type=int, help="baseline training epochs")
+    p.add_argument("--seed", type=int, default=0, help="baseline training and batch-order seed")
+
+
+def _add_deep_compression(sub) -> None:
     d = sub.add_parser(
         "deep-compression",
         help="prune, retrain, k-means quantize, fine-tune centroids, Huffman (Han et al. 2016)",
     )
-    d.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
-    d.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
-    d.add_argument("--data-dir", help="folder holding the data set")
-    d.add_argument("--cache-dir", help="where baselines and finished runs are cached")
-    d.add_argument("--epochs", type=int, help="baseline training epochs")
-    d.add_argument("--seed", type=int, default=0, help="baseline training and batch-order seed")
+    _baseline_args(d)
     d.add_argument("--prune", dest="prune_rate", type=float, help="share of weights removed")
     d.add_argument("--conv-bits", type=int, help="k-means bits of conv layers")
     d.add_argument("--fc-bits", type=int, help="k-means bits of fully connected layers")
@@ -351,16 +356,8 @@ def cmd_soft_sharing(args) -> int:
 
 
 def _add_soft_sharing(sub) -> None:
-    from .io.data import DATASETS
-    from .io.models import MODELS
-
     w = sub.add_parser("soft-sharing", help="train under a mixture prior (Ullrich et al. 2017)")
-    w.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
-    w.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
-    w.add_argument("--data-dir", help="folder holding the data set")
-    w.add_argument("--cache-dir", help="where baselines are cached")
-    w.add_argument("--epochs", type=int, help="baseline training epochs")
-    w.add_argument("--seed", type=int, default=0, help="baseline training seed")
+    _baseline_args(w)
     w.add_argument("--sws-epochs", type=int, default=4, help="epochs under the prior")
     w.add_argument("--components", type=int, default=15, help="non-zero mixture components")
     w.add_argument("--tau", type=float, default=3e-3, help="weight of the prior")
