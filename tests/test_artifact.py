@@ -258,9 +258,15 @@ def test_packed_codes_take_ceil_n_times_k_over_8_bytes(bits):
         assert rows[f"{name}.weight"]["value_bytes"] == ceil(n * bits / 8)
 
 
+RELATIVE_FIXED = tuple(f"relative b={b} fixed" for b in range(1, 9))
+
+
 def test_entropy_coding_is_used_only_when_smaller():
-    model = _hand_model(4, "affine", True, 0.9, seed=3)
+    model = _hand_model(4, "affine", True, 0.9, huffman=True, seed=3)
     rows = {r["name"]: r for r in artifact_size(model).layers}
+    plain = {
+        r["name"]: r for r in artifact_size(_hand_model(4, "affine", True, 0.9, seed=3)).layers
+    }
     for name in ("fc1", "fc2"):
         row, mask = rows[f"{name}.weight"], get_record(model).layers[name].mask
         # Uniformly random codes: no entropy coder wins, so they stay packed at 4 bits.
@@ -269,6 +275,10 @@ def test_entropy_coding_is_used_only_when_smaller():
         # 10 % kept at random: h(0.1) = 0.47 bits a weight, under half a bitmask.
         assert row["index_bytes"] < 0.5 * ceil(mask.numel() / 8)
         assert row["index_encoding"] != "bitmask"
+        # Entropy coding off (config.huffman False): fixed widths only, as in format 1.
+        assert row["index_bytes"] < plain[f"{name}.weight"]["index_bytes"]
+        assert plain[f"{name}.weight"]["encoding"].startswith(("bitmask ·", "relative b="))
+        assert plain[f"{name}.weight"]["index_encoding"] in ("bitmask", *RELATIVE_FIXED)
 
 
 def test_codebook_with_unused_entries_stores_only_the_used_ones():

@@ -162,11 +162,11 @@ def test_breakdown_sums_to_the_artifact_and_names_each_segment(kwargs):
 # --- against the plain dump and the entropy bound (digits) --------------------------------
 
 GRID = [
-    CompressionConfig(prune_rate=rate, bits=bits, quant=quant)
+    CompressionConfig(prune_rate=rate, bits=bits, quant=quant, huffman=True)
     for rate in (0.0, 0.9)
     for bits in (2, 4)
     for quant in ("uniform", "kmeans")
-] + [CompressionConfig(prune_rate=1.0, bits=4), CompressionConfig(prune_rate=0.9)]
+] + [CompressionConfig(prune_rate=r, bits=b, huffman=True) for r, b in ((1.0, 4), (0.9, 32))]
 
 
 @pytest.fixture(scope="module")

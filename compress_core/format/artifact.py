@@ -240,8 +240,9 @@ def _encode(model: nn.Module) -> tuple[bytes, list[_Part], int]:
     record, spec = get_record(model), get_spec(model)
     state = model.state_dict()
     layers = _layer_keys(record, state)
+    coded = record is not None and record.config.huffman
     parts = [
-        _encode_layer(k, t, layers[k]) if k in layers else _encode_raw(k, t)
+        _encode_layer(k, t, layers[k], coded) if k in layers else _encode_raw(k, t)
         for k, t in state.items()
     ]
     header = {
@@ -317,13 +318,18 @@ def _encode_raw(name: str, t: torch.Tensor) -> _Part:
     return _Part(entry, (b"", b"", data), "raw", t.element_size() * 8, _nonzero(t), how)
 
 
-def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord) -> _Part:
-    """A pruned and/or quantized weight: positions, quant params and codes (or floats)."""
+def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
+    """A pruned and/or quantized weight: positions, quant params and codes (or floats).
+
+    ``coded`` (``config.huffman``: entropy coding on) adds the Huffman and ANS options
+    for codes and indexes; without it they are packed at fixed width, as Deep
+    Compression stores them before its Huffman stage.
+    """
     w = weight.detach()
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
     kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
     _check_layer(name, w, layer, kept)
-    where = cheapest(position_options(mask, kept))
+    where = cheapest(position_options(mask, kept, coded))
     entry = {"name": name, "shape": list(w.shape), "dtype": "float32", "enc": "layer"}
     entry.update(where.fields, n=len(kept))
     how = {"index": _position_label(where.fields)}
@@ -335,7 +341,7 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord) -> _Part:
         how["values"] = _SQUEEZED[method]
     else:
         fields, params = _encode_params(q, kept, tuple(w.shape))
-        codes = cheapest(code_options(q.codes.numpy(), q.bits))
+        codes = cheapest(code_options(q.codes.numpy(), q.bits, coded))
         entry.update(fields, bits=q.bits, **codes.fields)
         values, bits = codes.make(), q.bits
         code_label = label(codes.fields, "ch ca")

@@ -81,15 +81,21 @@ def cheapest(options: list[Option]) -> Option:
 
 
 def stream_options(
-    symbols: Callable[[], np.ndarray], freq: np.ndarray, bits: int, fields: dict, keys: str
+    symbols: Callable[[], np.ndarray],
+    freq: np.ndarray,
+    bits: int,
+    fields: dict,
+    keys: str,
+    coded: bool = True,
 ) -> list[Option]:
-    """Fixed width, Huffman and ANS for one stream; ``keys`` names its Huffman and ANS fields."""
+    """Fixed width, then (``coded``) Huffman and ANS for one stream; ``keys`` names the
+    stream's Huffman and ANS fields."""
     key_h, key_a = keys.split()
     count = int(freq.sum())
     plain = (count * bits + 7) // 8
     fixed = {**fields, key_h: 0, key_a: 0}
     options = [Option(fixed, plain, count * bits, lambda: huffman.pack_fixed(symbols(), bits))]
-    if count:
+    if count and coded:
         options += _huffman_option(freq, plain, {**fields, key_a: 0}, key_h, symbols)
         shift, size = entropy.estimate(freq)
         ans = {**fields, key_h: 0, key_a: 1}
@@ -139,19 +145,19 @@ def read_stream(data: bytes, fields: dict, keys: str, bits: int, count: int) -> 
     return huffman.decode(data[table:], lengths, count)
 
 
-def code_options(codes: np.ndarray, bits: int) -> list[Option]:
-    """Every way to store the codes of the kept weights."""
+def code_options(codes: np.ndarray, bits: int, coded: bool = True) -> list[Option]:
+    """Every way to store the codes of the kept weights (fixed width only unless ``coded``)."""
     freq = np.bincount(codes, minlength=2**bits)
-    return stream_options(lambda: codes, freq, bits, {}, "ch ca")
+    return stream_options(lambda: codes, freq, bits, {}, "ch ca", coded)
 
 
-def position_options(mask: np.ndarray | None, kept: np.ndarray) -> list[Option]:
+def position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool = True) -> list[Option]:
     """Every way to store which weights are kept, with exact sizes (bytes made on demand)."""
     if mask is None or len(kept) == len(mask):
         return [Option({"pos": "none"}, 0, 0, lambda: b"")]
     bits = mask.astype(np.int64)
     freq = np.bincount(bits, minlength=2)
-    options = stream_options(lambda: bits, freq, 1, {"pos": "bitmask"}, "ih ia")
+    options = stream_options(lambda: bits, freq, 1, {"pos": "bitmask"}, "ih ia", coded)
     # Huffman over two symbols is a bitmask with a table; keep the plain and ANS ones.
     options = [o for o in options if not o.fields["ih"]]
     gaps = np.diff(kept, prepend=-1) - 1
@@ -162,7 +168,7 @@ def position_options(mask: np.ndarray | None, kept: np.ndarray) -> list[Option]:
         freq = np.bincount(rest, minlength=escape + 1)
         freq[escape] += fields["ni"] - len(gaps)
         symbols = partial(_relative_symbols, gaps, b)
-        options += stream_options(symbols, freq, b, fields, "ih ia")
+        options += stream_options(symbols, freq, b, fields, "ih ia", coded)
     return options
 
 
