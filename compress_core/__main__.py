@@ -71,7 +71,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--all-layers", action="store_true", help="also compress the first and last layer"
     )
-    p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
+    p.add_argument(
+        "--huffman", action="store_true", help="entropy-code the artifact (Huffman, ANS)"
+    )
     _add_own(p)
 
 
