@@ -109,7 +109,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--all-layers", action="store_true", help="also compress the first and last layer"
     )
-    p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
+    p.add_argument(
+        "--huffman", action="store_true", help="entropy-code the artifact (Huffman, ANS)"
+    )
     p.add_argument(
         "--recalibrate-bn", action="store_true", help="re-estimate BatchNorm statistics afterwards"
     )
@@ -433,20 +435,27 @@ def cmd_deep_compression(args) -> int:
     return 0
 
 
-def _add_deep_compression(sub) -> None:
+def _baseline_args(p) -> None:
+    """The flags that pick and train a baseline, for subcommands that train further."""
     from .io.data import DATASETS
     from .io.models import MODELS
 
+    p.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
+    p.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
+    p.add_argument("--data-dir", help="folder holding the data set")
+    p.add_argument("--cache-dir", help="where baselines and finished runs are cached")
+    p.add_argument("--epochs", type=_whole(1, MAX_EPOCHS), help="baseline training epochs")
+    p.add_argument(
+        "--seed", type=_whole(0, MAX_SEED), default=0, help="baseline training and batch-order seed"
+    )
+
+
+def _add_deep_compression(sub) -> None:
     d = sub.add_parser(
         "deep-compression",
         help="prune, retrain, k-means quantize, fine-tune centroids, Huffman (Han et al. 2016)",
     )
-    d.add_argument("--model", default="mlp", choices=MODELS.names(), help="architecture")
-    d.add_argument("--data", default="digits", choices=DATASETS.names(), help="data set")
-    d.add_argument("--data-dir", help="folder holding the data set")
-    d.add_argument("--cache-dir", help="where baselines and finished runs are cached")
-    d.add_argument("--epochs", type=_whole(1, MAX_EPOCHS), help="baseline training epochs")
-    d.add_argument("--seed", type=_whole(0, MAX_SEED), default=0, help="training seed")
+    _baseline_args(d)
     d.add_argument("--prune", dest="prune_rate", type=float, help="share of weights removed")
     d.add_argument("--conv-bits", type=int, help="k-means bits of conv layers")
     d.add_argument("--fc-bits", type=int, help="k-means bits of fully connected layers")
@@ -459,6 +468,39 @@ def _add_deep_compression(sub) -> None:
     d.add_argument("--export", help="write the final artifact to this file")
     d.add_argument("--json", action="store_true", help="print the stage report as JSON")
     d.set_defaults(func=cmd_deep_compression, model_file=None)
+
+
+def cmd_soft_sharing(args) -> int:
+    from .eval.evaluate import evaluate
+    from .format.artifact import artifact_breakdown, artifact_size, export
+    from .train.soft_sharing import SoftSharingConfig, soft_weight_sharing
+
+    base, data = _baseline(args)
+    cfg = SoftSharingConfig(epochs=args.sws_epochs, components=args.components, tau=args.tau)
+    small = soft_weight_sharing(base, data, cfg)
+    size = artifact_size(small)
+    out = {
+        "accuracy": evaluate(small, data.test_x, data.test_y).accuracy,
+        "baseline_accuracy": evaluate(base, data.test_x, data.test_y).accuracy,
+        "artifact_bytes": size.artifact_bytes,
+        "ratio": size.dense_bytes / size.artifact_bytes,
+        "nonzero_params": size.nonzero_params,
+        "breakdown": artifact_breakdown(small),
+    }
+    print(json.dumps(out, indent=2))
+    if args.export:
+        export(small, args.export)
+    return 0
+
+
+def _add_soft_sharing(sub) -> None:
+    w = sub.add_parser("soft-sharing", help="train under a mixture prior (Ullrich et al. 2017)")
+    _baseline_args(w)
+    w.add_argument("--sws-epochs", type=int, default=4, help="epochs under the prior")
+    w.add_argument("--components", type=int, default=15, help="non-zero mixture components")
+    w.add_argument("--tau", type=float, default=3e-3, help="weight of the prior")
+    w.add_argument("--export", help="write the artifact to this file")
+    w.set_defaults(func=cmd_soft_sharing, model_file=None)
 
 
 def cmd_sweep(args) -> int:
@@ -674,6 +716,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
     _add_analysis(sub)
     _add_deep_compression(sub)
+    _add_soft_sharing(sub)
     for name in ("models", "datasets"):
         listing = sub.add_parser(name, help=f"list the {name}")
         listing.add_argument("--model-module", action="append", default=[], help="see run")

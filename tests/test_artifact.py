@@ -21,6 +21,7 @@ from compress_core.core.record import (
     materialize,
 )
 from compress_core.format import artifact as art
+from compress_core.format import streams
 from compress_core.format.artifact import ArtifactError, artifact_size, export, load_compressed
 from compress_core.io.models import build_model
 
@@ -98,9 +99,10 @@ def _assert_same_record(a: nn.Module, b: nn.Module) -> None:
         qa, qb = la.quant, lb.quant
         assert (qa.scheme, qa.bits) == (qb.scheme, qb.bits)
         assert torch.equal(qa.codes, qb.codes) and torch.equal(qa.groups, qb.groups)
+        live = torch.unique(qa.groups)  # groups without a kept weight store nothing
         for field in ("scale", "zero_point"):
             va, vb = getattr(qa, field), getattr(qb, field)
-            assert (va is None and vb is None) or torch.equal(va, vb)
+            assert (va is None and vb is None) or torch.equal(va[live], vb[live])
 
 
 HAND_CASES = [
@@ -177,8 +179,10 @@ def test_baseline_without_record_is_stored_raw():
     size = artifact_size(model)
     state = model.state_dict()
     assert [r["encoding"] for r in size.layers] == ["raw"] * len(state)
-    raw = sum(t.numel() * t.element_size() for t in state.values())
-    assert size.artifact_bytes == size.header_bytes + raw
+    for row, t in zip(size.layers, state.values(), strict=True):  # lzma only when it wins
+        assert row["total_bytes"] <= t.numel() * t.element_size()
+        assert (row["value_encoding"] == "raw") == (row["total_bytes"] == t.numel() * 4)
+    assert size.artifact_bytes == size.header_bytes + sum(r["total_bytes"] for r in size.layers)
     assert size.total_params == size.nonzero_params == sum(p.numel() for p in model.parameters())
     loaded = load_compressed(export(model))
     _assert_same_model(model, loaded)
@@ -215,18 +219,18 @@ SPARSITIES = [0.0, 0.01, 0.5, 0.99, 1.0]
 
 
 @pytest.mark.parametrize("sparsity", SPARSITIES)
-@pytest.mark.parametrize("huffman", [False, True])
-def test_every_position_encoding_decodes_to_the_mask(sparsity, huffman):
+def test_every_position_encoding_decodes_to_the_mask(sparsity):
     rng = np.random.default_rng(7)
     for numel in (1, 13, 5_000):
         mask = _mask((numel,), sparsity, rng).numpy()
         kept = np.flatnonzero(mask)
-        options = art._position_options(mask, kept, huffman)
-        assert len(options) >= (1 if mask.all() else 9)
+        options = streams.position_options(mask, kept)
+        # bitmask (plain, ANS), then relative b=1..8 (plain, Huffman, ANS; none when empty)
+        assert len(options) >= (1 if mask.all() else 2 + 8 * (3 if len(kept) else 1))
         for option in options:
             data = option.make()
             assert len(data) == option.nbytes, option.fields
-            decoded = art._decode_positions(option.fields, data, numel, "t")
+            decoded = streams.decode_positions(option.fields, data, numel, "t")
             if decoded is None:
                 assert mask.all()
             else:
@@ -237,8 +241,8 @@ def test_every_position_encoding_decodes_to_the_mask(sparsity, huffman):
 def test_chosen_encoding_is_the_smallest_and_never_larger_than_a_bitmask(sparsity):
     rng = np.random.default_rng(8)
     mask = _mask((20_000,), sparsity, rng).numpy()
-    options = art._position_options(mask, np.flatnonzero(mask), coded=True)
-    chosen = art._cheapest(options)
+    options = streams.position_options(mask, np.flatnonzero(mask))
+    chosen = streams.cheapest(options)
     assert chosen.nbytes == min(o.nbytes for o in options)
     assert chosen.nbytes <= ceil(mask.size / 8)
     if sparsity == 1.0:  # all pruned: no index at all
@@ -254,14 +258,27 @@ def test_packed_codes_take_ceil_n_times_k_over_8_bytes(bits):
         assert rows[f"{name}.weight"]["value_bytes"] == ceil(n * bits / 8)
 
 
-def test_huffman_is_used_only_when_smaller():
-    plain, coded = (_hand_model(4, "affine", True, 0.9, huffman=h, seed=3) for h in (False, True))
-    rows = {h: {r["name"]: r for r in artifact_size(m).layers} for h, m in ((0, plain), (1, coded))}
-    for name in ("fc1.weight", "fc2.weight"):
-        # Uniformly random codes: Huffman cannot win, so the codes stay plain.
-        assert rows[1][name]["value_bytes"] == rows[0][name]["value_bytes"]
-        assert rows[1][name]["index_bytes"] <= rows[0][name]["index_bytes"]
-    assert "huffman" in rows[1]["fc1.weight"]["encoding"]  # geometric index gaps: it does win
+RELATIVE_FIXED = tuple(f"relative b={b} fixed" for b in range(1, 9))
+
+
+def test_entropy_coding_is_used_only_when_smaller():
+    model = _hand_model(4, "affine", True, 0.9, huffman=True, seed=3)
+    rows = {r["name"]: r for r in artifact_size(model).layers}
+    plain = {
+        r["name"]: r for r in artifact_size(_hand_model(4, "affine", True, 0.9, seed=3)).layers
+    }
+    for name in ("fc1", "fc2"):
+        row, mask = rows[f"{name}.weight"], get_record(model).layers[name].mask
+        # Uniformly random codes: no entropy coder wins, so they stay packed at 4 bits.
+        assert row["value_encoding"] == "fixed"
+        assert row["value_bytes"] == ceil(int(mask.sum()) * 4 / 8)
+        # 10 % kept at random: h(0.1) = 0.47 bits a weight, under half a bitmask.
+        assert row["index_bytes"] < 0.5 * ceil(mask.numel() / 8)
+        assert row["index_encoding"] != "bitmask"
+        # Entropy coding off (config.huffman False): fixed widths only, as in format 1.
+        assert row["index_bytes"] < plain[f"{name}.weight"]["index_bytes"]
+        assert plain[f"{name}.weight"]["encoding"].startswith(("bitmask ·", "relative b="))
+        assert plain[f"{name}.weight"]["index_encoding"] in ("bitmask", *RELATIVE_FIXED)
 
 
 def test_codebook_with_unused_entries_stores_only_the_used_ones():
@@ -339,7 +356,9 @@ BAD_HEADERS = {
     "groups": _set(["tensors", 0, "ng"], 7),
     "zero-point dtype": _set(["tensors", 0, "zp"], "float32"),
     "scheme": _set(["tensors", 0, "scheme"], "magic"),
-    "missing key": lambda h: h["tensors"][0].pop("ch"),
+    "missing key": lambda h: h["tensors"][0].pop("bits"),
+    "unknown float packing": _set(["tensors", 1, "zv"], 7),
+    "extra tensor": lambda h: h["tensors"].append({"enc": "raw", "len": [0, 0, 0]}),
     "config": _set(["config", "bits"], 99),
     "tensors": _set(["tensors"], {}),
     "extra key": _set(["extra"], 1),
@@ -358,7 +377,7 @@ def test_truncated_empty_and_foreign_bytes_raise_artifact_error(blob):
     cuts = {0, 1, 4, 5, 8, 9, header_end - 1, header_end, header_end + 1, len(blob) - 1}
     cuts |= set(range(0, len(blob), 97))
     bad = [blob[:n] for n in sorted(cuts)]
-    bad += [blob + b"\x00", b"PK\x03\x04" + blob[4:], blob[:4] + b"\x02" + blob[5:]]
+    bad += [blob + b"\x00", b"PK\x03\x04" + blob[4:], blob[:4] + b"\x03" + blob[5:]]
     bad += [b"SLIM\x01" + b"\xff" * 40, os.urandom(300), b"SLIM\x01\x00\x00\x00\x00"]
     for data in bad:
         with pytest.raises(ArtifactError):
@@ -406,23 +425,24 @@ def test_tiny_artifact_layout_is_pinned():
     payload = index + params + values + bias
 
     magic, version, length = struct.unpack_from("<4sBI", blob)
-    assert (magic, version) == (b"SLIM", 1)
+    assert (magic, version) == (b"SLIM", 2)
     assert blob[9 + length :] == payload
     assert len(blob) == 9 + length + 18
     header = json.loads(zlib.decompress(blob[9 : 9 + length]))
+    # Too small for lzma or ANS to win: stored as is, and flags that are 0 are left out.
     weight = {"name": "weight", "shape": [2, 16], "dtype": "float32", "enc": "layer"}
-    weight |= {"pos": "relative", "b": 4, "ni": 5, "ih": 0, "n": 4, "len": [3, 5, 2]}
-    weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3, "ch": 0}
+    weight |= {"pos": "relative", "b": 4, "ni": 5, "n": 4, "len": [3, 5, 2]}
+    weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3}
     raw = {"name": "bias", "shape": [2], "dtype": "float32", "enc": "raw", "len": [0, 0, 8]}
     assert header == {
         "spec": None,
-        "config": config.to_dict(),
+        "config": {"bits": 3, "prune_rate": 0.875},  # only what differs from the defaults
         "structured": [],
         "activations": {},
         "tensors": [weight, raw],
     }
     rows = artifact_size(layer).layers
     assert [r["total_bytes"] for r in rows] == [10, 8]
-    assert rows[0]["encoding"] == "relative b=4 · 3-bit affine"
+    assert rows[0]["encoding"] == "relative b=4 fixed · 3-bit affine fixed"
     with pytest.raises(ArtifactError, match="no model spec"):
         load_compressed(blob)

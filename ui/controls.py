@@ -32,6 +32,7 @@ QUANT_LABELS = {
     "uniform": "uniform — equal steps from min to max (asymmetric)",
     "symmetric": "symmetric — equal steps around zero",
     "kmeans": "k-means — shared values clustered to the weights (Deep Compression)",
+    "ecq": "entropy-constrained — levels chosen for the smallest coded size (Choi et al.)",
 }
 # The page opens on a setting that already shows something: half the weights, 4 bits.
 DEFAULTS = dict(

@@ -37,9 +37,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from math import prod
 from typing import Any
 
@@ -61,12 +59,23 @@ from ..core.record import (
     materialize,
 )
 from ..io.paths import write_atomic
-from . import huffman
+from .squeeze import squeeze, unsqueeze
+from .streams import (
+    StreamError,
+    cheapest,
+    code_options,
+    decode_positions,
+    label,
+    position_options,
+    read_stream,
+)
 
 MAGIC = b"SLIM"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # format versions load_compressed reads; 1 is a subset of 2's encodings
 _PREFIX = struct.Struct("<4sBI")  # magic, version, header length
-MAX_INDEX_BITS = 8  # relative indexes use 1..8 bits per gap
+_FLAGS = ("ch", "ca", "ih", "ia", "eg", "zq", "zv")  # coding flags, left out when 0
+_SQUEEZED = ("raw", "lzma", "lzma planes")  # float segments, by squeeze method
 MAX_HEADER = 64 << 20  # refuse headers that inflate beyond this (a zip bomb)
 _DTYPES = {
     str(t).removeprefix("torch."): t
@@ -100,16 +109,6 @@ class Size:
 
 
 @dataclass
-class _Option:
-    """One way to store a stream: its header fields, exact size, and how to make its bytes."""
-
-    fields: dict[str, Any]
-    nbytes: int
-    nbits: int  # before padding: breaks ties between equal byte counts
-    make: Callable[[], bytes]
-
-
-@dataclass
 class _Part:
     """One encoded tensor: header entry, payload segments and a row for the size table."""
 
@@ -118,6 +117,7 @@ class _Part:
     encoding: str
     bits: int
     nonzero: int
+    how: dict[str, str]  # segment -> how it is coded: {"index": "relative b=8 ans", ...}
 
     def row(self) -> dict[str, Any]:
         index, params, values = (len(s) for s in self.segments)
@@ -127,6 +127,9 @@ class _Part:
             "nonzero": self.nonzero,
             "bits": self.bits,
             "encoding": self.encoding,
+            "index_encoding": self.how.get("index", ""),
+            "param_encoding": self.how.get("params", ""),
+            "value_encoding": self.how["values"],
             "index_bytes": index,
             "value_bytes": values,
             "param_bytes": params,
@@ -176,6 +179,35 @@ def artifact_size(model: nn.Module) -> Size:
     )
 
 
+COMPONENTS = ("header", "positions", "codes", "scales_codebooks", "floats")
+
+
+def artifact_breakdown(model: nn.Module) -> dict[str, int]:
+    """The artifact's bytes by what they store; the values sum to its exact length.
+
+    ``header``: magic, version and the compressed JSON header; ``positions``: the
+    indexes of kept weights; ``codes``: the quantized weights; ``scales_codebooks``:
+    scales, zero points and codebooks; ``floats``: every float tensor stored as
+    floats (layers left alone, biases, BatchNorm, pruned-but-float weights).
+
+    Example:
+        >>> parts = artifact_breakdown(model)
+        >>> sum(parts.values()) == len(export(model))
+        True
+    """
+    blob, parts, header_bytes = _encode(model)
+    out = dict.fromkeys(COMPONENTS, 0)
+    out["header"] = header_bytes
+    for part in parts:
+        index, params, values = (len(s) for s in part.segments)
+        quantized = part.entry.get("scheme") in ("affine", "codebook")
+        out["positions"] += index
+        out["scales_codebooks"] += params
+        out["codes" if quantized else "floats"] += values
+    assert sum(out.values()) == len(blob)
+    return out
+
+
 def load_compressed(
     src: bytes | bytearray | memoryview | str | os.PathLike, model: nn.Module | None = None
 ) -> nn.Module:
@@ -220,16 +252,29 @@ def _encode(model: nn.Module) -> tuple[bytes, list[_Part], int]:
     ]
     header = {
         "spec": None if spec is None else _plain(dataclasses.asdict(spec)),
-        "config": None if record is None else record.config.to_dict(),
+        "config": None if record is None else _changed(record.config),
         "structured": [] if record is None else _plain(record.structured),
         "activations": {} if record is None else _plain(record.activations),
-        "tensors": [p.entry for p in parts],
+        "tensors": [_slim_entry(p.entry, spec is not None) for p in parts],
     }
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     packed = zlib.compress(text, 9)
     prefix = _PREFIX.pack(MAGIC, VERSION, len(packed))
     blob = b"".join([prefix, packed, *(s for p in parts for s in p.segments)])
     return blob, parts, len(prefix) + len(packed)
+
+
+def _slim_entry(entry: dict, has_spec: bool) -> dict:
+    """The header entry without what the reader knows: zero flags, and with a model spec,
+    the name, shape and dtype (the rebuilt model's ``state_dict`` gives them, in order)."""
+    known = ("name", "shape", "dtype") if has_spec else ()
+    return {k: v for k, v in entry.items() if k not in known and (k not in _FLAGS or v)}
+
+
+def _changed(config: CompressionConfig) -> dict[str, Any]:
+    """The settings that differ from the defaults (``from_dict`` fills in the rest)."""
+    default = CompressionConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if v != default[k]}
 
 
 def _layer_keys(record: CompressionRecord | None, state: dict) -> dict[str, LayerRecord]:
@@ -268,50 +313,58 @@ def _raw_bytes(t: torch.Tensor) -> bytes:
 
 
 def _encode_raw(name: str, t: torch.Tensor) -> _Part:
-    data = _raw_bytes(t)
     dtype = str(t.dtype).removeprefix("torch.")
     if dtype not in _DTYPES:
         raise ArtifactError(f"{name}: dtype {dtype} cannot be stored")
-    entry = {"name": name, "shape": list(t.shape), "dtype": dtype, "enc": "raw"}
+    method, data = squeeze(_raw_bytes(t), t.element_size())
+    entry = {"name": name, "shape": list(t.shape), "dtype": dtype, "enc": "raw", "zv": method}
     entry["len"] = [0, 0, len(data)]
-    nonzero = _nonzero(t)
-    return _Part(entry, (b"", b"", data), "raw", t.element_size() * 8, nonzero)
+    how = {"values": _SQUEEZED[method]}
+    return _Part(entry, (b"", b"", data), "raw", t.element_size() * 8, _nonzero(t), how)
 
 
 def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
-    """A pruned and/or quantized weight: positions, quant params and codes (or floats)."""
+    """A pruned and/or quantized weight: positions, quant params and codes (or floats).
+
+    ``coded`` (``config.huffman``: entropy coding on) adds the Huffman and ANS options
+    for codes and indexes; without it they are packed at fixed width, as Deep
+    Compression stores them before its Huffman stage.
+    """
     w = weight.detach().cpu()  # a model compressed on a GPU writes the same bytes
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
     kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
     _check_layer(name, w, layer, kept)
-    where = _cheapest(_position_options(mask, kept, coded))
+    where = cheapest(position_options(mask, kept, coded))
     entry = {"name": name, "shape": list(w.shape), "dtype": "float32", "enc": "layer"}
     entry.update(where.fields, n=len(kept))
+    how = {"index": _position_label(where.fields)}
     q = layer.quant
     if q is None:
-        values = w.reshape(-1).numpy()[kept].tobytes()
+        method, values = squeeze(w.reshape(-1).numpy()[kept].tobytes(), 4)
         params, bits, what = b"", 32, "float32"
-        entry.update(scheme="float")
+        entry.update(scheme="float", zv=method)
+        how["values"] = _SQUEEZED[method]
     else:
-        fields, params = _encode_params(q)
-        codes = _cheapest(_code_options(q.codes.numpy(), q.bits, coded))
+        fields, params = _encode_params(q, kept, tuple(w.shape))
+        codes = cheapest(code_options(q.codes.numpy(), q.bits, coded))
         entry.update(fields, bits=q.bits, **codes.fields)
         values, bits = codes.make(), q.bits
-        what = f"{q.bits}-bit {q.scheme}" + (" huffman" if codes.fields["ch"] else "")
+        code_label = label(codes.fields, "ch ca")
+        what = f"{q.bits}-bit {q.scheme} {code_label}"
+        how.update(values=code_label, params=_SQUEEZED[fields["zq"]])
     index = where.make()
     entry["len"] = [len(index), len(params), len(values)]
-    label = _position_label(where.fields) + " · " + what
-    return _Part(entry, (index, params, values), label, bits, _nonzero(w))
+    text = how["index"] + " · " + what
+    return _Part(entry, (index, params, values), text, bits, _nonzero(w), how)
 
 
 def _position_label(fields: dict) -> str:
-    if fields["pos"] != "relative":
-        return "dense" if fields["pos"] == "none" else fields["pos"]
-    return f"relative b={fields['b']}" + (" huffman" if fields["ih"] else "")
-
-
-def _cheapest(options: list[_Option]) -> _Option:
-    return min(options, key=lambda o: (o.nbytes, o.nbits))  # then the first: the simplest
+    if fields["pos"] == "none":
+        return "dense"
+    coder = label(fields, "ih ia")
+    if fields["pos"] == "bitmask":
+        return "bitmask" + ("" if coder == "fixed" else f" {coder}")
+    return f"relative b={fields['b']} {coder}"
 
 
 def _check_layer(name: str, w: torch.Tensor, layer: LayerRecord, kept: np.ndarray) -> None:
@@ -375,88 +428,6 @@ def _groups(kept: np.ndarray, shape: tuple, n_groups: int) -> np.ndarray | None:
     return None
 
 
-def _position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool) -> list[_Option]:
-    """Every way to store which weights are kept, with exact sizes (bytes made on demand)."""
-    if mask is None or len(kept) == len(mask):
-        return [_Option({"pos": "none"}, 0, 0, lambda: b"")]
-    n = len(mask)
-    options = [_Option({"pos": "bitmask"}, (n + 7) // 8, n, lambda: _bitmask(mask))]
-    gaps = np.diff(kept, prepend=-1) - 1
-    for b in range(1, MAX_INDEX_BITS + 1):
-        escape = 2**b - 1
-        jumps, rest = np.divmod(gaps, escape)
-        fields = {"pos": "relative", "b": b, "ni": len(gaps) + int(jumps.sum())}
-        symbols = partial(_relative_symbols, gaps, b)
-        bits = fields["ni"] * b
-        plain = (bits + 7) // 8
-        options.append(_Option({**fields, "ih": 0}, plain, bits, partial(_fixed_lazy, symbols, b)))
-        if coded and len(gaps):
-            freq = np.bincount(rest, minlength=escape + 1)
-            freq[escape] += fields["ni"] - len(gaps)
-            options += _huffman_option(freq, plain, fields, "ih", symbols)
-    return options
-
-
-def _bitmask(mask: np.ndarray) -> bytes:
-    return np.packbits(mask).tobytes()
-
-
-def _fixed(values: np.ndarray, bits: int) -> bytes:
-    return huffman.pack_fixed(values, bits)
-
-
-def _fixed_lazy(values: Callable[[], np.ndarray], bits: int) -> bytes:
-    return huffman.pack_fixed(values(), bits)
-
-
-def _relative_symbols(gaps: np.ndarray, b: int) -> np.ndarray:
-    """Each gap g as g // E escapes (E = 2**b - 1) then g % E: Deep Compression's indexes."""
-    escape = 2**b - 1
-    jumps, rest = np.divmod(gaps, escape)
-    ends = np.cumsum(jumps + 1)
-    out = np.full(int(ends[-1]) if len(ends) else 0, escape, dtype=np.int64)
-    out[ends - 1] = rest
-    return out
-
-
-def _relative_positions(symbols: np.ndarray, b: int) -> np.ndarray:
-    """Inverse of ``_relative_symbols``: the kept positions."""
-    escape = 2**b - 1
-    ends = np.cumsum(np.where(symbols == escape, escape, symbols + 1))
-    return ends[symbols != escape] - 1
-
-
-def _huffman_option(
-    freq: np.ndarray, plain: int, fields: dict, key: str, symbols: Callable[[], np.ndarray]
-) -> list[_Option]:
-    """The Huffman way to store a stream (code-length table + codes), unless it cannot win."""
-    used = np.flatnonzero(freq)
-    nsym = int(used[-1]) + 1  # the table stops at the last symbol that occurs
-    table = (nsym * huffman.LENGTH_BITS + 7) // 8
-    if len(used) > 256:  # building a big tree is slow: skip it when entropy says it loses
-        p = freq[used] / freq.sum()
-        bound = float(-(freq[used] * np.log2(p)).sum()) * (1 - 1e-9)
-        if table + int(bound) // 8 >= plain:
-            return []
-    lengths = huffman.code_lengths(freq)
-    size = table + (int(freq @ lengths.astype(np.int64)) + 7) // 8
-
-    def make() -> bytes:
-        stream, _ = huffman.encode(symbols(), len(freq), lengths)
-        return _fixed(lengths[:nsym], huffman.LENGTH_BITS) + stream
-
-    return [_Option({**fields, key: nsym}, size, 8 * size, make)]
-
-
-def _code_options(codes: np.ndarray, bits: int, coded: bool) -> list[_Option]:
-    plain = (len(codes) * bits + 7) // 8
-    options = [_Option({"ch": 0}, plain, len(codes) * bits, partial(_fixed, codes, bits))]
-    if coded and len(codes):
-        freq = np.bincount(codes, minlength=2**bits)
-        options += _huffman_option(freq, plain, {}, "ch", lambda: codes)
-    return options
-
-
 def _int_dtype(values: np.ndarray) -> str:
     """The smallest integer dtype that holds every value."""
     lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
@@ -467,31 +438,55 @@ def _int_dtype(values: np.ndarray) -> str:
     raise ArtifactError(f"zero points {lo}..{hi} do not fit in int64")
 
 
-def _encode_params(q: QuantState) -> tuple[dict, bytes]:
+def _squeezed(fields: dict, head: bytes, floats: bytes) -> tuple[dict, bytes]:
+    """``head`` as is, then ``floats`` compressed (``zq``) when that is smaller."""
+    method, data = squeeze(floats, 4 if len(floats) % 4 == 0 else 1)
+    return {**fields, "zq": method}, head + data
+
+
+def _unsqueezed(entry: dict, data: bytes, size: int) -> bytes:
+    """Inverse of ``_squeezed`` for the float part (``size`` bytes when inflated)."""
+    try:
+        return unsqueeze(entry.get("zq", 0), data, size, 4 if size % 4 == 0 else 1)
+    except ValueError as e:
+        raise ArtifactError(f"{entry['name']}: quant params: {e}") from e
+
+
+def _encode_params(q: QuantState, kept: np.ndarray, shape: tuple) -> tuple[dict, bytes]:
     """Affine: float32 scales then zero points; codebook: the full table or its used entries.
 
-    A k-means codebook may have entries no weight uses (at high bits there are
-    more centroids than weights). When it is smaller, only the used entries are
+    Groups (output channels) with no kept weight store nothing (``eg``: 1); their
+    scale and zero point read back as 1 and 0, which no code uses. A k-means
+    codebook may have entries no weight uses (at high bits there are more
+    centroids than weights). When it is smaller, only the used entries are
     stored, after their positions in the table (encoded like a keep-mask);
     unused entries read back as 0, which no code points at.
     """
     n_groups = _n_groups(q)
     if q.scheme == "affine":
-        zp = q.zero_point.numpy()
+        live = _live_groups(kept, shape, n_groups)
+        fields = {"scheme": "affine", "ng": n_groups, "eg": int(len(live) < n_groups)}
+        zp = q.zero_point.numpy()[live]
         dtype = _int_dtype(zp)
-        data = q.scale.numpy().astype("<f4").tobytes() + zp.astype(np.dtype(dtype)).tobytes()
-        return {"scheme": "affine", "ng": n_groups, "zp": dtype}, data
+        data = q.scale.numpy()[live].astype("<f4").tobytes() + zp.astype(np.dtype(dtype)).tobytes()
+        return _squeezed({**fields, "zp": dtype}, b"", data)
     k = 2**q.bits
     table = q.codebook.numpy().astype("<f4").reshape(-1)
     used = np.zeros(n_groups * k, dtype=bool)
     used[q.groups.numpy() * k + q.codes.numpy()] = True
     slots = np.flatnonzero(used)
-    where = _cheapest(_position_options(used, slots, coded=False))
+    where = cheapest(position_options(used, slots))
     if where.nbytes + 4 * len(slots) >= table.nbytes:
-        return {"scheme": "codebook", "ng": n_groups, "cb": "full"}, table.tobytes()
+        return _squeezed({"scheme": "codebook", "ng": n_groups, "cb": "full"}, b"", table.tobytes())
     index = where.make()
     fields = {"scheme": "codebook", "ng": n_groups, "cb": "used"}
-    return {**fields, "cbi": {**where.fields, "len": len(index)}}, index + table[used].tobytes()
+    fields["cbi"] = {**where.fields, "len": len(index)}
+    return _squeezed(fields, index, table[used].tobytes())
+
+
+def _live_groups(kept: np.ndarray, shape: tuple, n_groups: int) -> np.ndarray:
+    """The groups that hold at least one kept weight, in order."""
+    return np.unique(_groups(kept, shape, n_groups))
 
 
 # --- reading -------------------------------------------------------------------
@@ -501,6 +496,7 @@ def _load(blob: bytes, architecture: nn.Module | None = None) -> nn.Module:
     header, payload = _parse(blob)
     model = _fresh_model(header, architecture)
     expected = model.state_dict()
+    _fill_entries(header["tensors"], expected)
     name = header["spec"]["name"] if header["spec"] else type(model).__name__
     _match_tensors(header["tensors"], expected, name)
     tensors, layers, offset = {}, {}, 0
@@ -531,8 +527,10 @@ def _parse(blob: bytes) -> tuple[dict, bytes]:
     magic, version, length = _PREFIX.unpack_from(blob)
     if magic != MAGIC:
         raise ArtifactError(f"not a Slimscope artifact: starts with {magic!r}, not {MAGIC!r}")
-    if version != VERSION:
-        raise ArtifactError(f"artifact format version {version} is not supported (only {VERSION})")
+    if version not in READS:
+        raise ArtifactError(
+            f"artifact format version {version} is not supported (this version reads {READS})"
+        )
     end = _PREFIX.size + length
     if end > len(blob):
         raise ArtifactError(f"artifact is truncated: the header needs {end} bytes, has {len(blob)}")
@@ -562,10 +560,10 @@ def _check_header(header: Any, payload_bytes: int) -> None:
     need(header["config"] is None or isinstance(header["config"], dict), "config must be a dict")
     total = 0
     for e in header["tensors"]:
-        need(isinstance(e, dict) and isinstance(e.get("name"), str), "a tensor without a name")
-        shape, lens = e.get("shape"), e.get("len")
-        need(_ints(shape) and _ints(lens) and len(lens) == 3, f"{e['name']}: bad shape or len")
-        need(e.get("dtype") in _DTYPES and e.get("enc") in ("raw", "layer"), f"{e['name']}: enc")
+        need(isinstance(e, dict), "a tensor entry is not a dict")
+        name, lens = e.get("name", "?"), e.get("len")
+        need(isinstance(name, str) and _ints(lens) and len(lens) == 3, f"{name}: bad len")
+        need(e.get("enc") in ("raw", "layer"), f"{name}: bad encoding")
         total += sum(lens)
     if total != payload_bytes:
         how = "truncated" if total > payload_bytes else "followed by extra bytes"
@@ -625,6 +623,18 @@ def _same_or(returned: Any, model: nn.Module) -> nn.Module:
     return returned if isinstance(returned, nn.Module) else model
 
 
+def _fill_entries(entries: list[dict], expected: dict[str, torch.Tensor]) -> None:
+    """Give entries written without name, shape and dtype those of the model's tensors."""
+    if any("name" not in e for e in entries) and len(entries) != len(expected):
+        raise ArtifactError(f"the artifact has {len(entries)} tensors, the model {len(expected)}")
+    for e, (name, t) in zip(entries, expected.items(), strict=False):
+        e.setdefault("name", name)
+        e.setdefault("shape", list(t.shape))
+        e.setdefault("dtype", str(t.dtype).removeprefix("torch."))
+        if not (isinstance(e["name"], str) and _ints(e.get("shape")) and e.get("dtype") in _DTYPES):
+            raise ArtifactError(f"artifact header is malformed: {e['name']}: bad shape or dtype")
+
+
 def _match_tensors(entries: list[dict], expected: dict[str, torch.Tensor], model: str) -> None:
     names = [e["name"] for e in entries]
     if names != list(expected):
@@ -650,7 +660,7 @@ def _decode_entry(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, Lay
         return _decode_layer(entry, segments)
     except ArtifactError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, StreamError) as e:
         raise ArtifactError(f"{entry['name']}: corrupt data ({e})") from e
 
 
@@ -663,10 +673,20 @@ def _from_bytes(data: bytes, dtype: torch.dtype, shape: list[int]) -> torch.Tens
     return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
 
 
+def _floats(entry: dict, data: bytes, dtype: torch.dtype, shape: list[int]) -> torch.Tensor:
+    """Values stored by ``squeeze`` (method ``zv``; format 1 has none: as is)."""
+    size = torch.empty(0, dtype=dtype).element_size()
+    try:
+        data = unsqueeze(entry.get("zv", 0), data, prod(shape) * size, size)
+    except ValueError as e:
+        raise ArtifactError(f"{entry['name']}: {e}") from e
+    return _from_bytes(data, dtype, shape)
+
+
 def _decode_raw(entry: dict, segments: list[bytes]) -> torch.Tensor:
     if segments[0] or segments[1]:
         raise ArtifactError(f"{entry['name']}: a raw tensor has only values")
-    return _from_bytes(segments[2], _DTYPES[entry["dtype"]], entry["shape"])
+    return _floats(entry, segments[2], _DTYPES[entry["dtype"]], entry["shape"])
 
 
 def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
@@ -675,57 +695,20 @@ def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, Lay
     numel = prod(shape)
     if entry["dtype"] != "float32" or type(n) is not int or not 0 <= n <= numel:
         raise ArtifactError(f"{entry['name']}: bad kept count or dtype")
-    mask = _decode_positions(entry, index, numel, entry["name"])
+    mask = decode_positions(entry, index, numel, entry["name"])
     kept = np.arange(numel) if mask is None else np.flatnonzero(mask)
     if len(kept) != n:
         raise ArtifactError(f"{entry['name']}: {len(kept)} kept positions, header says {n}")
     mask_t = None if mask is None else torch.from_numpy(mask).reshape(shape)
     if entry["scheme"] == "float":
         weight = torch.zeros(numel, dtype=torch.float32)
-        weight[torch.from_numpy(kept)] = _from_bytes(values, torch.float32, [n])
+        weight[torch.from_numpy(kept)] = _floats(entry, values, torch.float32, [n])
         if params:
             raise ArtifactError(f"{entry['name']}: a float layer has no quant params")
         return weight.reshape(shape), LayerRecord(mask_t, None)
     q = _decode_quant(entry, params, values, kept)
     layer = LayerRecord(mask_t, q)
     return materialize(torch.Size(shape), layer, None), layer
-
-
-def _decode_positions(fields: dict, data: bytes, numel: int, name: str) -> np.ndarray | None:
-    """The flat keep-mask (None: nothing pruned) from an index segment and its header fields."""
-    pos = fields["pos"]
-    if pos == "none":
-        if data:
-            raise ArtifactError(f"{name}: unpruned weights need no index")
-        return None
-    if pos == "bitmask":
-        if len(data) != (numel + 7) // 8:
-            raise ArtifactError(f"{name}: a bitmask of {numel} bits is wrong-sized")
-        return np.unpackbits(np.frombuffer(data, np.uint8), count=numel).astype(bool)
-    if pos != "relative" or fields["b"] not in range(1, MAX_INDEX_BITS + 1):
-        raise ArtifactError(f"{name}: unknown position encoding {pos!r}")
-    b = fields["b"]
-    symbols = _read_stream(data, fields["ih"], 2**b, b, fields["ni"])
-    kept = _relative_positions(symbols, b)
-    if len(kept) and kept[-1] >= numel:
-        raise ArtifactError(f"{name}: a relative index points past the weight")
-    mask = np.zeros(numel, dtype=bool)
-    mask[kept] = True
-    return mask
-
-
-def _read_stream(data: bytes, nsym: int, alphabet: int, bits: int, count: int) -> np.ndarray:
-    """``count`` symbols, packed at ``bits`` bits (nsym 0) or Huffman-coded over nsym symbols."""
-    if type(nsym) is not int or type(count) is not int or not 0 <= nsym <= alphabet:
-        raise ArtifactError("bad stream header")
-    if count < 0 or count > 8 * len(data):
-        raise ArtifactError(f"{len(data)} bytes cannot hold {count} symbols")
-    if nsym == 0:
-        return huffman.unpack_fixed(data, bits, count)
-    table = (nsym * huffman.LENGTH_BITS + 7) // 8
-    lengths = np.zeros(alphabet, dtype=np.int64)
-    lengths[:nsym] = huffman.unpack_fixed(data[:table], huffman.LENGTH_BITS, nsym)
-    return huffman.decode(data[table:], lengths, count)
 
 
 def _decode_quant(entry: dict, params: bytes, values: bytes, kept: np.ndarray) -> QuantState:
@@ -735,10 +718,11 @@ def _decode_quant(entry: dict, params: bytes, values: bytes, kept: np.ndarray) -
     group_of = _groups(kept, tuple(entry["shape"]), n_groups)
     if group_of is None:
         raise ArtifactError(f"{entry['name']}: {n_groups} groups are not per-tensor or -channel")
-    codes_of = _read_stream(values, entry["ch"], 2**bits, bits, len(kept))
+    codes_of = read_stream(values, entry, "ch ca", bits, len(kept))
     codes, groups = torch.from_numpy(codes_of), torch.from_numpy(group_of)
     if scheme == "affine":
-        scale, zero_point = _decode_affine(entry, params, n_groups)
+        live = np.unique(group_of) if entry.get("eg", 0) else np.arange(n_groups)
+        scale, zero_point = _decode_affine(entry, params, n_groups, live)
         return QuantState("affine", bits, codes, groups, scale=scale, zero_point=zero_point)
     if scheme != "codebook":
         raise ArtifactError(f"{entry['name']}: unknown scheme {scheme!r}")
@@ -746,14 +730,17 @@ def _decode_quant(entry: dict, params: bytes, values: bytes, kept: np.ndarray) -
     return QuantState("codebook", bits, codes, groups, codebook=codebook)
 
 
-def _decode_affine(entry: dict, params: bytes, n_groups: int) -> tuple[torch.Tensor, ...]:
-    if entry["zp"] not in _ZP_DTYPES:
-        raise ArtifactError(f"{entry['name']}: bad zero-point dtype")
-    zp = np.dtype(entry["zp"])
-    if len(params) != n_groups * (4 + zp.itemsize):
-        raise ArtifactError(f"{entry['name']}: quant params are wrong-sized")
-    scale = np.frombuffer(params, "<f4", n_groups).copy()
-    zero_point = np.frombuffer(params, zp, n_groups, offset=4 * n_groups).astype(np.int64)
+def _decode_affine(
+    entry: dict, params: bytes, n_groups: int, live: np.ndarray
+) -> tuple[torch.Tensor, ...]:
+    """Scales and zero points; groups not stored (no kept weight) read back as 1 and 0."""
+    if entry["zp"] not in _ZP_DTYPES or entry.get("eg", 0) not in (0, 1):
+        raise ArtifactError(f"{entry['name']}: bad zero-point dtype or group flag")
+    zp, n = np.dtype(entry["zp"]), len(live)
+    params = _unsqueezed(entry, params, n * (4 + zp.itemsize))
+    scale, zero_point = np.ones(n_groups, np.float32), np.zeros(n_groups, np.int64)
+    scale[live] = np.frombuffer(params, "<f4", n)
+    zero_point[live] = np.frombuffer(params, zp, n, offset=4 * n)
     return torch.from_numpy(scale), torch.from_numpy(zero_point)
 
 
@@ -761,14 +748,17 @@ def _decode_codebook(
     entry: dict, params: bytes, n_groups: int, k: int, slots: np.ndarray
 ) -> torch.Tensor:
     if entry["cb"] == "full":
-        return _from_bytes(params, torch.float32, [n_groups, k])
+        table = _unsqueezed(entry, params, n_groups * k * 4)
+        return _from_bytes(table, torch.float32, [n_groups, k])
     where = entry["cbi"]
     if entry["cb"] != "used" or type(where["len"]) is not int or where["pos"] == "none":
         raise ArtifactError(f"{entry['name']}: bad codebook encoding")
     head = where["len"]
-    used = _decode_positions(where, params[:head], n_groups * k, entry["name"])
+    used = decode_positions(where, params[:head], n_groups * k, entry["name"])
     if not used[slots].all():
         raise ArtifactError(f"{entry['name']}: a code points at a codebook entry not stored")
     table = np.zeros(n_groups * k, dtype=np.float32)
-    table[used] = _from_bytes(params[head:], torch.float32, [int(used.sum())]).numpy()
+    n_used = int(used.sum())
+    stored = _unsqueezed(entry, params[head:], 4 * n_used)
+    table[used] = _from_bytes(stored, torch.float32, [n_used]).numpy()
     return torch.from_numpy(table).reshape(n_groups, k)

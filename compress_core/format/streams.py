@@ -1,0 +1,220 @@
+"""Every exact way to store a symbol stream or a keep-mask, with its size known before writing.
+
+A stream of symbols (weight codes, relative indexes, mask bits) is stored the
+smallest of three ways, recorded in two header fields: packed at a fixed
+width (``h`` = 0, ``a`` = 0), canonical Huffman with its code-length table
+(``h`` = number of table entries), or ANS with its frequency table (``a`` = 1,
+see ``entropy.py``). Positions of kept weights are ``none`` (nothing pruned),
+``bitmask`` (one bit per weight, or those bits ANS-coded) or ``relative``
+(Deep Compression's gaps in ``b`` bits, ``2**b - 1`` meaning "skip that many",
+``b`` = 1..8, any of the three stream codings). The field names are the
+format-1 ones (``ch``/``ih`` for Huffman) plus ``ca``/``ia`` for ANS, so
+format-1 files read with the same code.
+
+Example:
+    >>> option = cheapest(position_options(mask, np.flatnonzero(mask)))
+    >>> decode_positions(option.fields, option.make(), len(mask), "fc1").tolist() == mask.tolist()
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from . import entropy, huffman
+
+MAX_INDEX_BITS = 8  # relative indexes use 1..8 bits per gap
+
+
+class StreamError(ValueError):
+    """A stream or index that cannot be decoded as its header says."""
+
+
+@dataclass
+class Option:
+    """One way to store a stream: its header fields, exact size, and how to make its bytes."""
+
+    fields: dict
+    nbytes: int
+    nbits: int  # before padding: breaks ties between equal byte counts
+    make: Callable[[], bytes]
+
+
+class LazyOption(Option):
+    """An ANS option: its size is estimated at once and known exactly once encoded."""
+
+    def __init__(self, fields: dict, estimate: float, encode: Callable[[], bytes]):
+        self.fields, self.estimate, self._encode, self._data = fields, estimate, encode, None
+
+    def make(self) -> bytes:
+        if self._data is None:
+            self._data = self._encode()
+        return self._data
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.make())
+
+    @property
+    def nbits(self) -> int:
+        return 8 * self.nbytes
+
+
+SLACK = 2.0  # bytes: an ANS stream is never that much below its estimate (entropy.estimate)
+
+
+def cheapest(options: list[Option]) -> Option:
+    """The smallest option (then the first: the simplest), encoding only ANS streams that
+    can win by their estimate."""
+    exact = [o for o in options if not isinstance(o, LazyOption)]
+    best = min(exact, key=lambda o: (o.nbytes, o.nbits)) if exact else None
+    for o in sorted((o for o in options if isinstance(o, LazyOption)), key=lambda o: o.estimate):
+        if best is not None and o.estimate - SLACK >= best.nbytes:
+            break
+        if best is None or (o.nbytes, o.nbits) < (best.nbytes, best.nbits):
+            best = o
+    return best
+
+
+def stream_options(
+    symbols: Callable[[], np.ndarray],
+    freq: np.ndarray,
+    bits: int,
+    fields: dict,
+    keys: str,
+    coded: bool = True,
+) -> list[Option]:
+    """Fixed width, then (``coded``) Huffman and ANS for one stream; ``keys`` names the
+    stream's Huffman and ANS fields."""
+    key_h, key_a = keys.split()
+    count = int(freq.sum())
+    plain = (count * bits + 7) // 8
+    fixed = {**fields, key_h: 0, key_a: 0}
+    options = [Option(fixed, plain, count * bits, lambda: huffman.pack_fixed(symbols(), bits))]
+    if count and coded:
+        options += _huffman_option(freq, plain, {**fields, key_a: 0}, key_h, symbols)
+        shift, size = entropy.estimate(freq)
+        ans = {**fields, key_h: 0, key_a: 1}
+        options.append(LazyOption(ans, size, lambda: entropy.encode(symbols(), len(freq), shift)))
+    return options
+
+
+def _huffman_option(
+    freq: np.ndarray, plain: int, fields: dict, key: str, symbols: Callable[[], np.ndarray]
+) -> list[Option]:
+    """The Huffman way to store a stream (code-length table + codes), unless it cannot win."""
+    used = np.flatnonzero(freq)
+    nsym = int(used[-1]) + 1  # the table stops at the last symbol that occurs
+    table = (nsym * huffman.LENGTH_BITS + 7) // 8
+    if len(used) > 256:  # building a big tree is slow: skip it when entropy says it loses
+        p = freq[used] / freq.sum()
+        bound = float(-(freq[used] * np.log2(p)).sum()) * (1 - 1e-9)
+        if table + int(bound) // 8 >= plain:
+            return []
+    lengths = huffman.code_lengths(freq)
+    size = table + (int(freq @ lengths.astype(np.int64)) + 7) // 8
+
+    def make() -> bytes:
+        stream, _ = huffman.encode(symbols(), len(freq), lengths)
+        return huffman.pack_fixed(lengths[:nsym], huffman.LENGTH_BITS) + stream
+
+    return [Option({**fields, key: nsym}, size, 8 * size, make)]
+
+
+def read_stream(data: bytes, fields: dict, keys: str, bits: int, count: int) -> np.ndarray:
+    """``count`` symbols of ``bits`` bits, decoded as the header fields say."""
+    key_h, key_a = keys.split()
+    nsym, ans, alphabet = fields.get(key_h, 0), fields.get(key_a, 0), 2**bits
+    if type(nsym) is not int or type(count) is not int or not 0 <= nsym <= alphabet:
+        raise StreamError("bad stream header")
+    if ans not in (0, 1) or (ans and nsym):
+        raise StreamError("a stream is either Huffman or ANS coded")
+    if count < 0 or (count > 8 * len(data) and not ans):
+        raise StreamError(f"{len(data)} bytes cannot hold {count} symbols")
+    if ans:
+        return entropy.decode(data, alphabet, count)
+    if nsym == 0:
+        return huffman.unpack_fixed(data, bits, count)
+    table = (nsym * huffman.LENGTH_BITS + 7) // 8
+    lengths = np.zeros(alphabet, dtype=np.int64)
+    lengths[:nsym] = huffman.unpack_fixed(data[:table], huffman.LENGTH_BITS, nsym)
+    return huffman.decode(data[table:], lengths, count)
+
+
+def code_options(codes: np.ndarray, bits: int, coded: bool = True) -> list[Option]:
+    """Every way to store the codes of the kept weights (fixed width only unless ``coded``)."""
+    freq = np.bincount(codes, minlength=2**bits)
+    return stream_options(lambda: codes, freq, bits, {}, "ch ca", coded)
+
+
+def position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool = True) -> list[Option]:
+    """Every way to store which weights are kept, with exact sizes (bytes made on demand)."""
+    if mask is None or len(kept) == len(mask):
+        return [Option({"pos": "none"}, 0, 0, lambda: b"")]
+    bits = mask.astype(np.int64)
+    freq = np.bincount(bits, minlength=2)
+    options = stream_options(lambda: bits, freq, 1, {"pos": "bitmask"}, "ih ia", coded)
+    # Huffman over two symbols is a bitmask with a table; keep the plain and ANS ones.
+    options = [o for o in options if not o.fields["ih"]]
+    gaps = np.diff(kept, prepend=-1) - 1
+    for b in range(1, MAX_INDEX_BITS + 1):
+        escape = 2**b - 1
+        jumps, rest = np.divmod(gaps, escape)
+        fields = {"pos": "relative", "b": b, "ni": len(gaps) + int(jumps.sum())}
+        freq = np.bincount(rest, minlength=escape + 1)
+        freq[escape] += fields["ni"] - len(gaps)
+        symbols = partial(_relative_symbols, gaps, b)
+        options += stream_options(symbols, freq, b, fields, "ih ia", coded)
+    return options
+
+
+def _relative_symbols(gaps: np.ndarray, b: int) -> np.ndarray:
+    """Each gap g as g // E escapes (E = 2**b - 1) then g % E: Deep Compression's indexes."""
+    escape = 2**b - 1
+    jumps, rest = np.divmod(gaps, escape)
+    ends = np.cumsum(jumps + 1)
+    out = np.full(int(ends[-1]) if len(ends) else 0, escape, dtype=np.int64)
+    out[ends - 1] = rest
+    return out
+
+
+def _relative_positions(symbols: np.ndarray, b: int) -> np.ndarray:
+    """Inverse of ``_relative_symbols``: the kept positions."""
+    escape = 2**b - 1
+    ends = np.cumsum(np.where(symbols == escape, escape, symbols + 1))
+    return ends[symbols != escape] - 1
+
+
+def decode_positions(fields: dict, data: bytes, numel: int, name: str) -> np.ndarray | None:
+    """The flat keep-mask (None: nothing pruned) from an index segment and its header fields."""
+    pos = fields["pos"]
+    if pos == "none":
+        if data:
+            raise StreamError(f"{name}: unpruned weights need no index")
+        return None
+    if pos == "bitmask":
+        if fields.get("ia", 0):
+            return read_stream(data, fields, "ih ia", 1, numel).astype(bool)
+        if len(data) != (numel + 7) // 8:
+            raise StreamError(f"{name}: a bitmask of {numel} bits is wrong-sized")
+        return np.unpackbits(np.frombuffer(data, np.uint8), count=numel).astype(bool)
+    if pos != "relative" or fields["b"] not in range(1, MAX_INDEX_BITS + 1):
+        raise StreamError(f"{name}: unknown position encoding {pos!r}")
+    b = fields["b"]
+    symbols = read_stream(data, fields, "ih ia", b, fields["ni"])
+    kept = _relative_positions(symbols, b)
+    if len(kept) and kept[-1] >= numel:
+        raise StreamError(f"{name}: a relative index points past the weight")
+    mask = np.zeros(numel, dtype=bool)
+    mask[kept] = True
+    return mask
+
+
+def label(fields: dict, keys: str) -> str:
+    """'fixed', 'huffman' or 'ans': how a stream was coded, for the per-layer report."""
+    key_h, key_a = keys.split()
+    return "ans" if fields.get(key_a) else "huffman" if fields.get(key_h) else "fixed"

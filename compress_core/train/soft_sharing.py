@@ -1,0 +1,135 @@
+"""Soft weight-sharing (Ullrich, Meeds & Welling, ICLR 2017): train under a mixture prior,
+then snap every weight to its component.
+
+The prior is a Gaussian mixture over all weights of the Conv2d/Linear layers: one
+component pinned at 0 with a fixed large share (``zero_mix``), and ``components``
+others whose means, variances and shares are learned with the network. The loss is
+cross-entropy plus ``tau`` times the prior's negative log-likelihood per training
+example, which pulls the weights into tight clusters and most of them to zero.
+Afterwards each weight takes the mean of its most responsible component: weights
+of the zero component are pruned, the others are coded as indexes into one shared
+codebook of the component means, so the result is an ordinary compressed model
+(record, exact artifact) like any other.
+
+Example:
+    >>> small = soft_weight_sharing(base, data, SoftSharingConfig(epochs=4))
+    >>> artifact_size(small).artifact_bytes
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.config import CompressionConfig, ConfigError
+from ..core.layers import weight_layers
+from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, QuantState, materialize
+
+
+@dataclass(frozen=True)
+class SoftSharingConfig:
+    """How to train under the mixture prior and snap to it."""
+
+    epochs: int = 4  # training epochs under the prior
+    components: int = 15  # non-zero components; codes take ceil(log2(components)) bits
+    tau: float = 3e-3  # weight of the prior's negative log-likelihood per training example
+    zero_mix: float = 0.95  # prior share of the zero component (fixed)
+    lr: float = 5e-4  # Adam learning rate of the weights
+    prior_lr: float = 1e-3  # Adam learning rate of the mixture's parameters
+    batch_size: int = 128  # training batch size
+    seed: int = 0  # batch order
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epochs, int) and 0 <= self.epochs <= 1000):
+            raise ConfigError(f"epochs must be a whole number 0..1000; got {self.epochs!r}")
+        if not (isinstance(self.components, int) and 1 <= self.components <= 255):
+            raise ConfigError(f"components must be 1..255; got {self.components!r}")
+        if not (0.0 < self.zero_mix < 1.0 and self.tau >= 0 and self.lr > 0):
+            raise ConfigError("zero_mix must be in (0, 1), tau >= 0 and lr > 0")
+
+
+class _Prior(nn.Module):
+    """The mixture: component 0 at zero with share ``zero_mix``, the rest learned."""
+
+    def __init__(self, weights: torch.Tensor, components: int, zero_mix: float):
+        super().__init__()
+        spread = float(weights.abs().max())
+        self.means = nn.Parameter(torch.linspace(-spread, spread, components))
+        width = torch.full((components + 1,), 2 * math.log(2 * spread / components))
+        width[0] -= 2 * math.log(10)  # a narrow zero component: only weights near 0 join it
+        self.log_var = nn.Parameter(width)
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.zero_mix = zero_mix
+
+    def log_joint(self, w: torch.Tensor) -> torch.Tensor:
+        """log(share_j * N(w | mean_j, var_j)) for every weight and component: [n, J + 1]."""
+        means = torch.cat([self.means.new_zeros(1), self.means])
+        var = self.log_var.exp().clamp_min(1e-10)
+        share = torch.cat(
+            [
+                self.means.new_tensor([math.log(self.zero_mix)]),
+                math.log(1 - self.zero_mix) + F.log_softmax(self.logits, 0),
+            ]
+        )
+        return share - 0.5 * torch.log(2 * math.pi * var) - (w[:, None] - means) ** 2 / (2 * var)
+
+    def nll(self, w: torch.Tensor) -> torch.Tensor:
+        return -torch.logsumexp(self.log_joint(w), dim=1).sum()
+
+
+def soft_weight_sharing(base: nn.Module, data, cfg: SoftSharingConfig) -> nn.Module:
+    """A compressed copy of ``base`` trained under the mixture prior, then snapped to it."""
+    model = copy.deepcopy(base)
+    layers = weight_layers(model)
+    weights = [m.weight for m in layers.values()]
+    prior = _Prior(
+        torch.cat([w.detach().reshape(-1) for w in weights]), cfg.components, cfg.zero_mix
+    )
+    opt = torch.optim.Adam(
+        [
+            {"params": model.parameters(), "lr": cfg.lr},
+            {"params": prior.parameters(), "lr": cfg.prior_lr},
+        ]
+    )
+    n = len(data.train_y)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.epochs):
+        model.train()
+        for idx in torch.randperm(n, generator=generator).split(cfg.batch_size):
+            flat = torch.cat([w.reshape(-1) for w in weights])
+            loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
+            loss = loss + cfg.tau * prior.nll(flat) / n
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    return _snap(model, layers, prior, cfg)
+
+
+@torch.no_grad()
+def _snap(model: nn.Module, layers: dict, prior: _Prior, cfg: SoftSharingConfig) -> nn.Module:
+    """Each weight to its most responsible component: 0 is pruned, the rest share a codebook."""
+    bits = max(1, math.ceil(math.log2(cfg.components)))
+    codebook = torch.zeros(1, 2**bits)
+    codebook[0, : cfg.components] = prior.means.detach()
+    record_layers, pruned, total = {}, 0, 0
+    for name, module in layers.items():
+        w = module.weight
+        component = prior.log_joint(w.reshape(-1)).argmax(dim=1)
+        mask = component > 0
+        codes = component[mask] - 1
+        quant = QuantState("codebook", bits, codes, torch.zeros_like(codes), codebook=codebook)
+        layer = LayerRecord(mask.reshape(w.shape), quant)
+        w.copy_(materialize(w.shape, layer, None))
+        record_layers[name] = layer
+        pruned, total = pruned + int((~mask).sum()), total + mask.numel()
+    config = CompressionConfig(
+        prune_rate=pruned / total, bits=bits, quant="kmeans", scope="global", skip_first_last=False
+    )
+    setattr(model, RECORD_ATTR, CompressionRecord(config, record_layers))
+    return model
