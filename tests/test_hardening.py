@@ -387,7 +387,7 @@ def test_explore_downloads_do_not_rerun_the_page_while_the_file_is_served():
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     buttons = at.get("download_button")
-    assert len(buttons) == 2 and all(b.proto.ignore_rerun for b in buttons)
+    assert len(buttons) >= 2 and all(b.proto.ignore_rerun for b in buttons)
 
 
 def test_a_device_as_the_store_is_refused_and_stays_a_device():

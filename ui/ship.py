@@ -121,6 +121,7 @@ def render_ship_panel(p, config: CompressionConfig, r) -> None:
             "application/octet-stream",
             key=f"ship_dl_{'int8' if int8 else 'float'}",
             help=why,
+            on_click="ignore",
         )
     if len(files) == 1:
         st.caption("int8 ONNX is offered when weights or activations use 8 bits or fewer.")
