@@ -14,7 +14,7 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, metrics, pick
+from ui import cache, charts, controls, explain, metrics, pick, view
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
@@ -41,17 +41,30 @@ def show_tradeoff(r, key: str) -> None:
     st.caption(f"{len(frame)} settings tried this session; the green line is their Pareto front.")
 
 
+LAYER_COLUMNS = {
+    "layer": "Layer",
+    "type": "Type",
+    "shape": "Shape",
+    "params": st.column_config.NumberColumn("Weights", format="localized"),
+    "nonzero": st.column_config.NumberColumn("Non-zero weights", format="localized"),
+    "sparsity": st.column_config.ProgressColumn(
+        "Pruned", format="percent", min_value=0, max_value=1
+    ),
+    "bits": st.column_config.NumberColumn("Bits (32 = float)"),
+    "bytes": st.column_config.NumberColumn("Stored bytes", format="localized"),
+    "encoding": "Stored as",
+    "skipped": "Kept intact because",
+}
+
+
 def show_layers(r) -> None:
     layers = pd.DataFrame(r.layers)
     st.plotly_chart(charts.layer_figure(layers), key="plot_layers")
-    st.dataframe(
-        layers,
-        hide_index=True,
-        column_config={
-            "sparsity": st.column_config.ProgressColumn(
-                "sparsity", format="percent", min_value=0, max_value=1
-            ),
-        },
+    st.dataframe(layers, hide_index=True, column_config=LAYER_COLUMNS)
+    st.caption(
+        "Stored as: how the artifact keeps each weight tensor — dense codes; a bitmask or "
+        "relative indexes (the gap to the next kept weight) for pruned layers, whichever is "
+        "smaller; raw float32 for layers left intact."
     )
 
 
@@ -122,17 +135,24 @@ def explore() -> None:
     if "history" not in st.session_state:
         st.session_state.history = {}
     p = pick.sidebar()
-    base, data = pick.load_baseline(p)
+    config = controls.controls()
+    body = st.empty()  # training replaces the old numbers here instead of greying them
+    base, data = pick.load_baseline(p, body)
+    with body.container():
+        show_result(p, base, data, config)
+
+
+def show_result(p, base, data, config) -> None:
     try:
-        config = controls.controls()
         r = cache.result(*p.args, config.key(), p.subset)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {e}")
+        st.error(f"This setting cannot be applied: {view.plain(e)}")
         st.stop()
-    controls.to_url(config)
     row = r.to_row()
     st.session_state.history[(p.model, p.dataset, p.epochs, p.subset, row["key"])] = row
     metrics.show(r)
+    explain.selection(base, config, pick.baseline_caption(p, base))
+    explain.show(r, config)
     tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
     with tabs[0]:
         show_tradeoff(r, row["key"])
@@ -148,6 +168,8 @@ def explore() -> None:
 
 def navigation():
     """Explore first, then every page in pages/ ("3_Budget.py" is listed as "Budget")."""
+    view.start()
+    view.show_problems()
     pages = [st.Page(explore, title="Explore", icon="✂️", url_path="explore", default=True)]
     for path in sorted((Path(__file__).parent / "pages").glob("*.py")):
         title = path.stem.split("_", 1)[-1].replace("_", " ")

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
+from ui import view
 from ui.format import human_bytes
 
 TIMEOUT = 300  # the first run may train the digits baseline
@@ -76,15 +77,45 @@ def test_every_method_choice_renders(at):
     assert "act 8-bit" in at.session_state.history[list(at.session_state.history)[-1]]["label"]
 
 
-def test_a_link_with_a_rejected_config_shows_an_error_not_a_traceback(digits_lenet):
+def test_a_bad_link_value_is_reported_and_only_that_key_falls_back(digits_lenet):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.query_params["prune_rate"] = "1.5"
+    app.query_params.update({"prune_rate": "1.5", "bits": "3", "quant": "**bold**"})
     app.run()
     assert not app.exception
-    assert any("prune_rate must be a number from 0 to 1" in e.value for e in app.error)
+    texts = [w.value for w in app.warning]
+    assert any(r"\*\*bold\*\*" in t for t in texts)  # shown literally, not as markdown
+    texts = [t.replace("\\", "") for t in texts]
+    assert any("prune_rate" in t and "a number from 0 to 1" in t for t in texts)
+    assert app.slider(key="prune_rate").value == view.DEFAULTS["prune_rate"]
+    assert app.selectbox(key="quant").value == view.DEFAULTS["quant"]
+    assert app.select_slider(key="bits").value == 3  # the valid value is kept
     assert _metric(app, "Test accuracy").endswith("%")  # the defaults still show a result
     app.slider(key="prune_rate").set_value(30).run()  # and the page goes on normally
-    assert not app.error and not app.exception
+    assert not app.warning and not app.exception
+
+
+def test_a_bare_url_means_the_documented_defaults_and_stays_bare(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert app.slider(key="prune_rate").value == 50 and app.select_slider(key="bits").value == 4
+    assert app.selectbox(key="pick_dataset").value == "digits"
+    assert not dict(app.query_params)
+    app.slider(key="prune_rate").set_value(0).run()
+    app.select_slider(key="bits").set_value(32).run()
+    query = {k: v[0] if isinstance(v, list) else v for k, v in app.query_params.items()}
+    assert view.from_query(query) == ({**view.DEFAULTS, "prune_rate": 0, "bits": 32}, [])
+
+
+def test_a_link_sets_data_set_model_and_subset_too(digits_lenet, digits_mlp):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "true"})
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="pick_model").value == "mlp"
+    assert app.selectbox(key="pick_subset").value == 500
+    assert app.toggle(key="huffman").value is True
+    assert any(
+        "Compressing 100% of the weights" in c.value or "fc3 kept" in c.value for c in app.caption
+    )
 
 
 def test_a_link_sets_the_controls_and_the_url_follows_them(digits_lenet):
@@ -110,9 +141,11 @@ def test_a_missing_data_set_shows_how_to_get_it(at, monkeypatch):
     monkeypatch.setenv("SLIMSCOPE_DATA", "/nonexistent")
     at.selectbox(key="pick_dataset").set_value("cifar10").run()
     assert not at.exception
-    assert any("digits" in e.value and "CIFAR" in e.value for e in at.error)
-    at.selectbox(key="pick_dataset").set_value("digits").run()  # and back to work
-    assert not at.error and _metric(at, "Test accuracy").endswith("%")
+    assert any("cifar10" in w.value and "Showing digits" in w.value for w in at.warning)
+    assert at.selectbox(key="pick_dataset").value == "digits"  # the previous one stays
+    assert _metric(at, "Test accuracy").endswith("%")
+    at.slider(key="prune_rate").set_value(30).run()  # and the page goes on normally
+    assert not at.warning and not at.exception
 
 
 def test_two_sessions_keep_their_own_history(digits_lenet):

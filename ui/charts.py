@@ -9,7 +9,10 @@ from plotly.subplots import make_subplots
 
 from compress_core.analysis.pareto import pareto_mask
 
-MARGIN = dict(l=10, r=10, t=30, b=10)
+MARGIN = dict(l=10, r=10, t=40, b=10)  # the top margin holds plotly's toolbar, off the data
+# Plotly's toolbar has ~12 buttons; at phone width (390 px) it covered the charts. Keep the few
+# a class uses (save picture, zoom, reset), in the top margin.
+MODEBAR_REMOVE = ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "pan2d"]
 
 AXES = {
     "artifact_bytes": "compressed size (bytes, log scale)",
@@ -23,7 +26,12 @@ HOVER = (
 
 def _tidy(fig: go.Figure, height: int, legend_y: float = -0.25) -> go.Figure:
     """The house layout: thin margins, the legend in a row under the plot."""
-    fig.update_layout(margin=MARGIN, height=height, legend=dict(orientation="h", y=legend_y))
+    fig.update_layout(
+        margin=MARGIN,
+        height=height,
+        legend=dict(orientation="h", y=legend_y),
+        modebar=dict(remove=MODEBAR_REMOVE, orientation="h"),
+    )
     return fig
 
 
@@ -41,13 +49,16 @@ def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
 
 
 def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> None:
-    """The uncompressed model, (size, accuracy), as a black diamond."""
+    """The uncompressed model, (size, accuracy), as an orange diamond with a dark rim.
+
+    Not black: Streamlit's dark theme would hide it.
+    """
     fig.add_scatter(
         x=[baseline[0]],
         y=[100 * baseline[1]],
         mode="markers",
         name="baseline (fp32)",
-        marker=dict(size=13, symbol="diamond", color="black"),
+        marker=dict(size=14, symbol="diamond", color="#F58518", line=dict(color="#333", width=1)),
         hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
     )
 

@@ -1,7 +1,7 @@
-"""The compression controls every page shares: sliders, method choices, and shareable URLs.
+"""The compression controls every page shares: sliders and method choices.
 
-Widget defaults live in ``st.session_state`` (set once), so a link's settings
-can pre-fill them and no widget gets two defaults.
+Their values live in the view (``ui/view.py``), which also keeps them in the URL: each
+widget is seeded from the view and writes back to it, so a page change loses nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from compress_core.core.config import (
     QUANT_METHODS,
     SCOPES,
     CompressionConfig,
-    ConfigError,
 )
 
-BITS = [*range(1, 17), FLOAT_BITS]
+from . import view
+
+BITS = list(view.BITS)
 RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, for grids
 METHOD_LABELS = {
     "magnitude": "magnitude — drop the smallest |w| (Han et al.)",
@@ -32,50 +33,6 @@ QUANT_LABELS = {
     "symmetric": "symmetric — equal steps around zero",
     "kmeans": "k-means — shared values clustered to the weights (Deep Compression)",
 }
-# The page opens on a setting that already shows something: half the weights, 4 bits.
-DEFAULTS = dict(
-    prune_rate=50,
-    bits=4,
-    prune_method="magnitude",
-    scope="layer",
-    quant="uniform",
-    granularity="per_channel",
-    skip_first_last=True,
-    huffman=False,
-    act_on=False,
-    act_bits=8,
-    act_calibration="minmax",
-)
-
-
-def _widget_values(config: CompressionConfig) -> dict:
-    values = {k: getattr(config, k) for k in DEFAULTS if hasattr(config, k)}
-    values["prune_rate"] = round(100 * config.prune_rate)
-    values["act_on"] = config.act_bits != FLOAT_BITS
-    values["act_bits"] = config.act_bits if values["act_on"] else DEFAULTS["act_bits"]
-    return values
-
-
-def init_from_url() -> None:
-    """Once per session: defaults, overridden by the link's settings when it has valid ones."""
-    if "controls_ready" in st.session_state:
-        return
-    st.session_state.controls_ready = True
-    st.session_state.update(DEFAULTS)
-    if not st.query_params:
-        return
-    try:
-        config = CompressionConfig.from_strings(st.query_params.to_dict())
-    except ConfigError as e:
-        st.session_state.url_error = f"The link's settings were not applied: {e}"
-        return
-    st.session_state.update(_widget_values(config))
-    st.session_state.url_extra = {"include": config.include, "exclude": config.exclude}
-
-
-def to_url(config: CompressionConfig) -> None:
-    """Keep the address bar in step with the settings, so the page can be shared as a link."""
-    st.query_params.from_dict(config.to_strings())
 
 
 def controls() -> CompressionConfig:
@@ -83,23 +40,20 @@ def controls() -> CompressionConfig:
 
     Raises ConfigError when the combination is invalid (the page shows it).
     """
-    init_from_url()
-    if "url_error" in st.session_state:
-        st.error(st.session_state.pop("url_error"))
     left, right = st.columns(2)
     rate = left.slider(
         "Pruning rate (%)",
         0,
         100,
         step=5,
-        key="prune_rate",
+        key=view.seed("prune_rate", view.get("prune_rate")),
         help="Share of weights (or, for channel methods, of channels) removed from each "
         "compressed layer. 100 % empties a layer: the result says so.",
     )
     bits = right.select_slider(
         "Weight bits",
         BITS,
-        key="bits",
+        key=view.seed("bits", view.get("bits")),
         format_func=lambda b: "32 (float)" if b == FLOAT_BITS else str(b),
         help="Bits per kept weight: at most 2^bits distinct values per layer (or channel). "
         "32 keeps float.",
@@ -109,14 +63,14 @@ def controls() -> CompressionConfig:
         method = c1.selectbox(
             "Pruning method",
             PRUNE_METHODS,
-            key="prune_method",
+            key=view.seed("prune_method", view.get("prune_method")),
             format_func=METHOD_LABELS.get,
             help="How weights are chosen for removal.",
         )
         scope = c1.radio(
             "Ranking",
             SCOPES,
-            key="scope",
+            key=view.seed("scope", view.get("scope")),
             horizontal=True,
             help="layer: every layer loses the same share. global: one ranking across "
             "all layers, so robust layers give up more.",
@@ -124,64 +78,68 @@ def controls() -> CompressionConfig:
         quant = c2.selectbox(
             "Quantizer",
             QUANT_METHODS,
-            key="quant",
+            key=view.seed("quant", view.get("quant")),
             format_func=QUANT_LABELS.get,
             help="How float weights map to a few levels.",
         )
         granularity = c2.radio(
             "Granularity",
             GRANULARITIES,
-            key="granularity",
+            key=view.seed("granularity", view.get("granularity")),
             horizontal=True,
             format_func=lambda g: g.replace("_", "-"),
             help="One scale/codebook per layer, or one per output channel "
             "(more accurate, a few more bytes).",
         )
         skip = c3.toggle(
-            "Keep first and last layer intact",
-            key="skip_first_last",
-            help="The input and output layers are small and sensitive; most tools skip them.",
+            "Keep small first/last layers intact",
+            key=view.seed("skip_first_last", view.get("skip_first_last")),
+            help="The input and output layers are sensitive and usually small, so most tools "
+            "skip them. A first or last layer holding more than 10 % of the weights (the MLP's "
+            "fc1) is compressed anyway; the line under the numbers says what is kept.",
         )
         huffman = c3.toggle(
             "Huffman-code the artifact",
-            key="huffman",
+            key=view.seed("huffman", view.get("huffman")),
             help="Entropy-code the weight codes and indexes, as Deep Compression does.",
         )
+        act_on = view.get("act_bits") != FLOAT_BITS
         act = c3.toggle(
             "Quantize activations",
-            key="act_on",
+            key=view.seed("act_on", act_on),
             help="Also quantize each layer's input, calibrated on a few training batches.",
         )
-        act_bits, calibration = FLOAT_BITS, DEFAULTS["act_calibration"]
+        act_bits, calibration = FLOAT_BITS, view.get("act_calibration")
         if act:
             act_bits = c3.slider(
                 "Activation bits",
                 2,
                 16,
-                key="act_bits",
+                key=view.seed("act_bits", view.get("act_bits") if act_on else 8),
                 help="Bits for each compressed layer's input.",
             )
             calibration = c3.radio(
                 "Calibration",
                 CALIBRATIONS,
-                key="act_calibration",
+                key=view.seed("act_calibration", view.get("act_calibration")),
                 horizontal=True,
                 help="min-max covers every observed value; percentile ignores rare outliers.",
             )
-    extra = st.session_state.get("url_extra", {})
-    return CompressionConfig(
-        prune_rate=rate / 100,
-        bits=bits,
-        prune_method=method,
-        scope=scope,
-        quant=quant,
-        granularity=granularity,
-        skip_first_last=skip,
-        huffman=huffman,
-        act_bits=act_bits,
-        act_calibration=calibration,
-        **extra,
-    )
+    chosen = {
+        "prune_rate": rate,
+        "bits": bits,
+        "prune_method": method,
+        "scope": scope,
+        "quant": quant,
+        "granularity": granularity,
+        "skip_first_last": skip,
+        "huffman": huffman,
+        "act_bits": act_bits,
+        "act_calibration": calibration,
+    }
+    for name, value in chosen.items():
+        view.put(name, value)
+    return view.config()
 
 
 def bits_label(bits: int) -> str:

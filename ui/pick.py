@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -10,15 +11,9 @@ from compress_core.io.data import DATASETS, DatasetUnavailable
 from compress_core.io.models import MODELS
 from compress_core.train.baseline import TrainProgress, default_epochs
 
-from . import cache
+from . import cache, view
 
-PREVIEW_SIZES = {"all test images": None, "2,000 (fast preview)": 2000, "500": 500}
-DEFAULTS = {
-    "pick_dataset": "digits",
-    "pick_model": "lenet5",
-    "pick_epochs": 0,
-    "pick_subset": "all test images",
-}
+SUBSET_LABELS = {0: "all test images", 2000: "2,000 (fast preview)", 500: "500"}
 
 
 @dataclass(frozen=True)
@@ -35,23 +30,20 @@ class Pick:
 
 
 def sidebar() -> Pick:
-    """Render the shared picker; its values survive switching pages."""
-    for key, default in DEFAULTS.items():
-        # Re-assigning keeps a widget's value alive on pages that do not render it.
-        st.session_state[key] = st.session_state.get(key, default)
+    """Render the shared picker from the view (so it survives switching pages)."""
     with st.sidebar:
         st.header("Model")
         dataset = st.selectbox(
             "Data set",
             DATASETS.names(),
-            key="pick_dataset",
-            help="digits ships with scikit-learn and always works offline. The others load "
-            "from a folder you name (SLIMSCOPE_DATA), the system's data folders, or a download.",
+            key=view.seed("pick_dataset", view.get("dataset")),
+            help="digits ships with scikit-learn and always works offline; the others need "
+            "their files on the server (the operators note in the README says where).",
         )
         model = st.selectbox(
             "Model",
             MODELS.names(),
-            key="pick_model",
+            key=view.seed("pick_model", view.get("model")),
             format_func=lambda n: f"{n} — {MODELS[n].description}",
             help="The architecture to train once and then compress.",
         )
@@ -59,46 +51,62 @@ def sidebar() -> Pick:
             "Training epochs (0 = default)",
             0,
             200,
-            key="pick_epochs",
+            key=view.seed("pick_epochs", view.get("epochs")),
             help=f"Epochs for the baseline; the default for this pick is "
             f"{default_epochs(model, dataset)}. Each setting is trained once and cached on disk.",
         )
         subset = st.selectbox(
-            "Evaluate on",
-            list(PREVIEW_SIZES),
-            key="pick_subset",
-            help="A fixed subset makes big test sets faster; numbers are then previews.",
+            "Test images",
+            view.SUBSETS,
+            key=view.seed("pick_subset", view.get("subset")),
+            format_func=SUBSET_LABELS.get,
+            help="How many test images the accuracy is measured on. A fixed subset makes big "
+            "test sets faster; numbers are then previews.",
         )
-    return Pick(model, dataset, int(epochs) or None, 0, PREVIEW_SIZES[subset])
+    picked = {"dataset": dataset, "model": model, "epochs": int(epochs), "subset": subset}
+    for name, value in picked.items():
+        view.put(name, value)
+    return Pick(model, dataset, int(epochs) or None, 0, subset or None)
 
 
-def load_baseline(pick: Pick):
-    """The cached (base, data) for a pick, training it with a progress bar if needed.
+def load_baseline(pick: Pick, slot=None):
+    """The cached (base, data) for a pick, training it first when needed.
 
-    Shows a clear error and stops the page when the data set is missing.
+    Training is shown in ``slot`` (an ``st.empty()`` that holds the page's body, so the
+    previous model's numbers are replaced, not greyed): what is trained, a progress bar
+    with epoch, loss and time left. A missing data set goes back to the previous one.
     """
-    box = st.status(f"Preparing {pick.model} on {pick.dataset} …", expanded=False)
-    bar = box.progress(0.0)
+    slot = slot if slot is not None else st.empty()
+    shown = {}
 
     def progress(p: TrainProgress) -> None:
-        done = ((p.epoch - 1) + p.step / max(p.steps, 1)) / max(p.epochs, 1)
-        bar.progress(
-            min(done, 1.0),
-            text=f"training epoch {p.epoch}/{p.epochs} · "
-            f"loss {p.loss:.3f} · train accuracy {p.accuracy:.1%}",
-        )
+        if not shown:
+            box = slot.container()
+            box.info(
+                f"Training {pick.model} on {pick.dataset}… This happens once per model, "
+                "data set and epoch count; afterwards it loads from the cache in a second."
+            )
+            shown.update(bar=box.progress(0.0), start=time.monotonic())
+        done = min(((p.epoch - 1) + p.step / max(p.steps, 1)) / max(p.epochs, 1), 1.0)
+        elapsed = time.monotonic() - shown["start"]
+        left = f"about {elapsed / done - elapsed:.0f} s left" if done > 0.02 else "estimating…"
+        shown["bar"].progress(done, text=f"epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f} · {left}")
 
     try:
         # outside_cache: a cache hit must not replay calls on this page's progress bar.
         base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
-        box.update(label="Data set not available", state="error")
-        st.error(f"{e}\n\nMeanwhile, pick **digits** in the sidebar: it always works offline.")
-        st.stop()
-    meta = getattr(base, "slimscope_baseline_meta", {}) or {}
-    acc = meta.get("test_accuracy")
-    label = f"Baseline {pick.model} on {pick.dataset}"
-    if acc is not None:
-        label += f": {acc:.2%} test accuracy"
-    box.update(label=label, state="complete")
+        view.dataset_missing(
+            f"The data set {pick.dataset} is not installed on this server: {e}", "pick_dataset"
+        )
+    view.dataset_loaded(pick.dataset)
+    slot.empty()
     return base, data
+
+
+def baseline_caption(pick: Pick, base) -> str:
+    """'Baseline lenet5 on digits: 97.50% test accuracy'."""
+    acc = (getattr(base, "slimscope_baseline_meta", {}) or {}).get("test_accuracy")
+    return f"Baseline {pick.model} on {pick.dataset}" + (
+        f": {acc:.2%} test accuracy" if acc is not None else ""
+    )
