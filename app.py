@@ -15,7 +15,7 @@ import streamlit as st
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, explain, metrics, pick, view
-from ui.format import human_bytes
+from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
 
@@ -110,7 +110,7 @@ def show_changes(r, data) -> None:
 
 def show_export(r, p, config_key: str) -> None:
     frame = history_frame()
-    st.dataframe(frame.drop(columns=["key"]), hide_index=True)
+    st.dataframe(frame.drop(columns=["key"]), hide_index=True, column_config=result_columns())
     a, b = st.columns(2)
     a.download_button(
         "Download this session's results (CSV)",

@@ -17,7 +17,7 @@ from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
 from ui import cache, charts, controls, pick
-from ui.format import human_bytes
+from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
 
@@ -48,7 +48,7 @@ def grid_form(p) -> dict | None:
             "Pruning methods", PRUNE_METHODS, ["magnitude"], key="sweep_methods"
         )
         quants = d.multiselect("Quantizers", QUANT_METHODS, ["uniform"], key="sweep_quants")
-        skip = e.toggle("Keep first and last layer intact", True, key="sweep_skip")
+        skip = e.toggle("Keep small first/last layers intact", True, key="sweep_skip")
         submitted = st.form_submit_button("Run sweep", type="primary", key="sweep_submit")
     if not submitted:
         return None
@@ -156,11 +156,7 @@ def show_table(frame: pd.DataFrame) -> None:
         frame[TABLE],
         hide_index=True,
         key="sweep_table",
-        column_config={
-            "accuracy": st.column_config.NumberColumn(format="percent"),
-            "prune_rate": st.column_config.NumberColumn(format="percent"),
-            "ratio": st.column_config.NumberColumn(format="%.1f×"),
-        },
+        column_config=result_columns(),
     )
     st.download_button(
         "Download all points (CSV)",

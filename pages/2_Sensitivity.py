@@ -54,7 +54,7 @@ def analysis_form(p, layers: list[str]) -> dict | None:
             horizontal=True,
         )
         split = f.radio(
-            "Evaluate on",
+            "Decide on split",
             list(SPLIT_NAMES),
             key="sens_split",
             format_func=SPLIT_NAMES.get,

@@ -194,6 +194,11 @@ def main() -> None:
         "What is the smallest model I can ship? Minimise the size subject to accuracy ≥ δ, "
         "with a pruning rate and bit width chosen per layer."
     )
+    st.caption(
+        "δ (delta) is the lowest validation accuracy the model may have: the baseline's minus "
+        "the allowed drop, or the absolute accuracy you set. The search decides on the "
+        "validation split; test accuracy is measured once, afterwards."
+    )
     p = pick.sidebar()
     pick.load_baseline(p)
     req = budget_form(p)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from compress_core.io.store import StoreError
 from ui import cache, charts
-from ui.format import human_bytes
+from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope · Compare", page_icon="✂️", layout="wide")
 
@@ -162,11 +162,7 @@ def main() -> None:
         shown[COLUMNS],
         hide_index=True,
         key="cmp_table",
-        column_config={
-            "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-            "delta_pp": st.column_config.NumberColumn("Δ pp", format="%+.2f"),
-            "ratio": st.column_config.NumberColumn("ratio", format="%.1f×"),
-        },
+        column_config=result_columns(),
     )
     plot(shown)
     downloads(store, shown)

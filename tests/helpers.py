@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import torch
 
@@ -43,3 +49,54 @@ def wait_healthy(url: str, seconds: float = 90) -> None:
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"streamlit at {url} did not start within {seconds:.0f} s")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def require_browser() -> None:
+    """Skip (or, with SLIMSCOPE_REQUIRE_BROWSER set, fail) when Chromium is missing."""
+    import pytest
+
+    if Path(CHROMIUM).exists():
+        return
+    message = "Chromium not found: apt-get install -y chromium (CI installs it)"
+    if os.environ.get("SLIMSCOPE_REQUIRE_BROWSER"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, env: dict | None = None):
+    """A real ``streamlit run app.py`` on 127.0.0.1; yields (url, process)."""
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # a pipe nobody reads would fill and stall it
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()

@@ -31,6 +31,7 @@ class Pick:
 
 def sidebar() -> Pick:
     """Render the shared picker from the view (so it survives switching pages)."""
+    view.show_problems()  # when a page runs on its own (tests); the app shows them first
     with st.sidebar:
         st.header("Model")
         dataset = st.selectbox(
