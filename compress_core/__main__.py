@@ -69,7 +69,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--act-bits", type=int, default=32, help="activation bits (32 = float)")
     p.add_argument("--act-calibration", default="minmax", choices=CALIBRATIONS)
     p.add_argument(
-        "--all-layers", action="store_true", help="also compress the first and last layer"
+        "--all-layers",
+        action="store_true",
+        help="also compress a small first and last layer (kept by default)",
     )
     p.add_argument("--huffman", action="store_true", help="Huffman-code the artifact")
     _add_own(p)

@@ -306,6 +306,8 @@ def paper_table(model: str) -> pd.DataFrame | None:
 
 def stepper(report: DeepCompressionReport) -> None:
     frame = pd.DataFrame(report.rows())
+    if "dc_stage" not in st.session_state:  # open on the result: the final stage
+        st.session_state.dc_stage = len(STAGES) - 1
     i = st.select_slider(
         "Stage",
         options=list(range(len(STAGES))),
@@ -349,10 +351,18 @@ def replay_tab(p, base, data) -> None:
             f"({ratio:.0f}×), error {paper.error_before} % → {paper.error_after} % "
             f"({paper.bits} weights)."
         )
+        if p.dataset != "mnist":
+            st.info(
+                f"The paper's figures are for MNIST; this run uses {p.dataset}, so compare the "
+                "ratios, not the accuracies."
+            )
     else:
-        st.caption(
-            "The paper reports LeNet-300-100 (`mlp`) and Caffe's LeNet-5 (`lenet5-caffe`); "
-            "pick one of them to see its figures beside yours."
+        other = (
+            " (this `lenet5` is a smaller LeNet-5 than the paper's)" if "lenet" in p.model else ""
+        )
+        st.info(
+            f"The paper reports LeNet-300-100 (`mlp`) and Caffe's LeNet-5 (`lenet5-caffe`), not "
+            f"`{p.model}`{other}: pick one of them in the sidebar to see its figures beside yours."
         )
     try:
         dc = dc_controls(p.model)

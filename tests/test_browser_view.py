@@ -63,9 +63,11 @@ def change_settings(page):
     settled(page)
     page.get_by_role("slider").nth(1).focus()
     page.keyboard.press("ArrowLeft")  # 4 -> 3 bits
+    page.wait_for_url("**bits=3**", timeout=WAIT)
     settled(page)
     page.get_by_text("Methods").click()
     page.get_by_text("Keep small first/last layers intact").click()  # on -> off
+    page.wait_for_url("**skip_first_last=false**", timeout=WAIT)
     settled(page)
 
 

@@ -98,7 +98,9 @@ def load_baseline(pick: Pick, slot=None):
         base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
         view.dataset_missing(
-            f"The data set {pick.dataset} is not installed on this server: {e}", "pick_dataset"
+            f"The data set {pick.dataset} is not available on this server; pick another one "
+            f"in the sidebar. For the operators: {e}",
+            "pick_dataset",
         )
     view.dataset_loaded(pick.dataset)
     slot.empty()
