@@ -5,7 +5,10 @@
 - Results and artifacts: ``st.cache_data`` keyed by plain values (model, data set,
   epochs, seed, the config's key), so returning to a setting is instant.
 Heavy work (training, a compression) runs under a small semaphore so one tab
-cannot starve the others.
+cannot starve the others. Sessions asking for the same thing share one computation:
+Streamlit's caches hold a lock per key, so 8 identical requests compute once and 7 wait
+for it. Every cache has ``max_entries`` (and the big ones a ``ttl``), so a class using
+the server for an hour keeps memory bounded (``bench/bench_class.py --minutes``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def baseline(model: str, dataset: str, epochs: int | None, seed: int, _progress=
         return get_baseline(model, dataset, epochs=epochs, seed=seed, progress=_progress)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+# A compressed MLP with its record (masks, int64 codes) is ~5 MB: 32 of them stay well bounded.
+@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
 def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_key: str):
     """The compressed copy for one config (shared read-only, like the base)."""
     base, data = baseline(model, dataset, epochs, seed)
@@ -57,7 +61,7 @@ def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_k
         return compress(base, config, calib)
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@st.cache_data(max_entries=1024, ttl=7200, show_spinner=False)
 def result(model: str, dataset: str, epochs: int | None, seed: int, config_key: str, subset):
     """The evaluated, measured Result of one config."""
     base, data = baseline(model, dataset, epochs, seed)
