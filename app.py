@@ -6,6 +6,7 @@ Run with ``streamlit run app.py``. Every number comes from ``compress_core``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def show_export(r, p, config_key: str) -> None:
     )
     b.download_button(
         f"Download the compressed model ({human_bytes(r.artifact_bytes)})",
-        cache.artifact(*p.args, config_key),
+        partial(cache.artifact, *p.args, config_key),  # exported only when clicked
         f"{r.model}-{r.dataset}.slim",
         "application/octet-stream",
         key="dl_artifact",
