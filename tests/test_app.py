@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
+from compress_core.core.layers import compressed_share
 from ui import view
 from ui.format import human_bytes
 
@@ -113,9 +114,67 @@ def test_a_link_sets_data_set_model_and_subset_too(digits_lenet, digits_mlp):
     assert app.selectbox(key="pick_model").value == "mlp"
     assert app.selectbox(key="pick_subset").value == 500
     assert app.toggle(key="huffman").value is True
-    assert any(
-        "Compressing 100% of the weights" in c.value or "fc3 kept" in c.value for c in app.caption
-    )
+    base, _ = digits_mlp
+    share, kept = compressed_share(base, CompressionConfig(prune_rate=0.5, bits=4, huffman=True))
+    assert list(kept) == ["fc3"]  # fc1 holds most of the MLP's weights: compressed
+    assert any(f"Compressing {share:.0%} of the weights: fc3 kept" in c.value for c in app.caption)
+
+
+# One value other than the default for every field of the view (a new field needs one too).
+SAMPLES = {
+    "dataset": "fashion-mnist",
+    "model": "mlp",
+    "epochs": 7,
+    "subset": 500,
+    "prune_rate": 35,
+    "bits": 32,
+    "prune_method": "random",
+    "scope": "global",
+    "quant": "kmeans",
+    "granularity": "per_tensor",
+    "skip_first_last": False,
+    "huffman": True,
+    "act_bits": 6,
+    "act_calibration": "percentile",
+    "include": ("conv*", "fc1"),
+    "exclude": ("fc3",),
+}
+
+
+def test_the_view_round_trips_through_the_url_for_every_field():
+    assert set(SAMPLES) == set(view.BY_NAME)
+    assert view.to_query(view.DEFAULTS) == {}  # the defaults are a bare URL
+    for name, value in SAMPLES.items():
+        changed = {**view.DEFAULTS, name: value}
+        query = view.to_query(changed)
+        assert list(query) == [name]  # only what differs from the defaults
+        assert view.from_query(query) == (changed, [])
+    everything = {**view.DEFAULTS, **SAMPLES}
+    assert view.from_query(view.to_query(everything)) == (everything, [])
+
+
+@pytest.mark.parametrize("rate", [5, 20])
+def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(at, digits_lenet, rate):
+    base, data = digits_lenet
+    at.slider(key="prune_rate").set_value(rate).run()
+    expected = run_on(base, data, CompressionConfig(prune_rate=rate / 100, bits=4))
+    notes = [c.value for c in at.caption if "A little pruning can make the file bigger" in c.value]
+    assert len(notes) == 1
+    table = next(d.value for d in at.dataframe if "encoding" in d.value.columns)
+    assert table["encoding"].tolist() == [row["encoding"] for row in expected.layers]
+    pruned = table[table["skipped"] == ""]
+    assert all(e.split(" ")[0] in ("bitmask", "relative") for e in pruned["encoding"])
+
+
+def test_non_zeros_falling_with_bits_is_explained_when_it_happens(at, digits_lenet):
+    base, data = digits_lenet
+    at.slider(key="prune_rate").set_value(0).run()
+    at.select_slider(key="bits").set_value(2).run()
+    r = run_on(base, data, CompressionConfig(prune_rate=0, bits=2))
+    assert r.nonzero_params < r.baseline_params  # the zero level swallows small weights
+    assert any("Non-zero parameters can fall" in c.value for c in at.caption)
+    at.select_slider(key="bits").set_value(32).run()
+    assert not any("Non-zero parameters can fall" in c.value for c in at.caption)
 
 
 def test_a_link_sets_the_controls_and_the_url_follows_them(digits_lenet):
