@@ -20,20 +20,12 @@ from typing import Any
 
 import streamlit as st
 
-from compress_core.core.config import (
-    CALIBRATIONS,
-    FLOAT_BITS,
-    GRANULARITIES,
-    PRUNE_METHODS,
-    QUANT_METHODS,
-    SCOPES,
-    CompressionConfig,
-)
+from compress_core.core import config as cfg
 from compress_core.io.data import DATASETS
 from compress_core.io.models import MODELS
 
 SUBSETS = (0, 2000, 500)  # test images to evaluate on; 0 = all
-BITS = (*range(1, 17), FLOAT_BITS)
+BITS = (*range(1, 17), cfg.FLOAT_BITS)
 
 
 @dataclass(frozen=True)
@@ -98,14 +90,14 @@ FIELDS = (
     # The page opens on a setting that already shows something: half the weights, 4 bits.
     Field("prune_rate", 50, _percent, lambda v: f"{v / 100:g}"),
     Field("bits", 4, _one_of(lambda: BITS)),
-    Field("prune_method", "magnitude", _one_of(lambda: PRUNE_METHODS)),
-    Field("scope", "layer", _one_of(lambda: SCOPES)),
-    Field("quant", "uniform", _one_of(lambda: QUANT_METHODS)),
-    Field("granularity", "per_channel", _one_of(lambda: GRANULARITIES)),
+    Field("prune_method", "magnitude", _one_of(lambda: cfg.PRUNE_METHODS)),
+    Field("scope", "layer", _one_of(lambda: cfg.SCOPES)),
+    Field("quant", "uniform", _one_of(lambda: cfg.QUANT_METHODS)),
+    Field("granularity", "per_channel", _one_of(lambda: cfg.GRANULARITIES)),
     Field("skip_first_last", True, _flag, lambda v: str(v).lower()),
     Field("huffman", False, _flag, lambda v: str(v).lower()),
-    Field("act_bits", FLOAT_BITS, _one_of(lambda: (*range(2, 17), FLOAT_BITS))),
-    Field("act_calibration", "minmax", _one_of(lambda: CALIBRATIONS)),
+    Field("act_bits", cfg.FLOAT_BITS, _one_of(lambda: (*range(2, 17), cfg.FLOAT_BITS))),
+    Field("act_calibration", "minmax", _one_of(lambda: cfg.CALIBRATIONS)),
     Field("include", (), _patterns, ",".join),
     Field("exclude", (), _patterns, ",".join),
 )
@@ -182,10 +174,10 @@ def seed(key: str, value: Any) -> str:
     return key
 
 
-def config() -> CompressionConfig:
+def config() -> cfg.CompressionConfig:
     """The compression config the view describes (may raise ConfigError)."""
     v = _state()
-    return CompressionConfig(
+    return cfg.CompressionConfig(
         prune_rate=v["prune_rate"] / 100,
         bits=v["bits"],
         prune_method=v["prune_method"],
