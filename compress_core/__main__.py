@@ -211,6 +211,7 @@ def _baseline(args):
 
 def cmd_run(args) -> int:
     from .core.pipeline import calibration_batches, evaluate_compressed
+    from .eval.errors import calibration_batch, layer_errors, to_records
     from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
@@ -225,6 +226,7 @@ def cmd_run(args) -> int:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
             out.pop(k)
+        out["layer_errors"] = to_records(layer_errors(base, compressed, calibration_batch(data)))
         print(json.dumps(out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")
