@@ -14,7 +14,7 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, metrics, pick
+from ui import cache, charts, controls, error_table, metrics, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
@@ -138,6 +138,7 @@ def explore() -> None:
         show_tradeoff(r, row["key"])
     with tabs[1]:
         show_layers(r)
+        error_table.show(*p.args, row["key"])
     with tabs[2]:
         show_weights(r, p, row["key"])
     with tabs[3]:

@@ -81,3 +81,24 @@ def test_cli_run_json_has_the_error_table(digits_lenet, cache_dir, capsys):
     layers = [row["layer"] for row in out["layer_errors"]]
     assert layers == [row["layer"] for row in out["layers"] if not row["skipped"]]
     assert all(row["weight_sqnr_db"] > 0 for row in out["layer_errors"])
+
+
+def test_explore_layers_tab_shows_the_error_table_with_the_worst_layer_marked(digits_lenet):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from compress_core.catalog import text
+    from compress_core.eval.errors import calibration_batch
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=300).run()
+    assert not at.exception
+    column = text("en", "errors.output_sqnr_db")
+    shown = next(d.value for d in at.dataframe if column in d.value.columns)
+    base, data = digits_lenet
+    small = compress(base, CompressionConfig(prune_rate=0.5, bits=4))  # Explore's default
+    expected = layer_errors(base, small, calibration_batch(data))
+    assert shown[column].tolist() == pytest.approx(expected["output_sqnr_db"].tolist())
+    worst = worst_layer(expected)
+    assert any(worst in c.value for c in at.caption)

@@ -329,3 +329,15 @@ def lesson_bytes(model: str, dataset: str, epochs, seed: int, config_key: str) -
             },
             "saves": torch_save_sizes(base, small),
         }
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def layer_errors(model: str, dataset: str, epochs, seed: int, config_key: str):
+    """The per-layer error table of one config (``compress_core.eval.errors``)."""
+    from compress_core.eval.errors import calibration_batch
+    from compress_core.eval.errors import layer_errors as errors
+
+    base, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    with HEAVY_JOBS:
+        return errors(base, small, calibration_batch(data))
