@@ -33,6 +33,21 @@ def restored_registries():
         DATASETS._items.update(datasets)
 
 
+# Chromium with nothing that phones home: the browser tests must pass without a network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def launch_chromium(pw, executable: str = "/usr/bin/chromium"):
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
 def wait_healthy(url: str, seconds: float = 90) -> None:
     """Block until the Streamlit server at ``url`` answers its health check."""
     deadline = time.time() + seconds

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import wait_healthy
+from helpers import launch_chromium, wait_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -69,16 +69,7 @@ def test_page_renders_slider_changes_metric_and_plot_is_present(server):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw, CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)
