@@ -154,10 +154,11 @@ def run_report(lang: str, result, errors: pd.DataFrame) -> str:
             }
         ]
     )
+    named = errors.rename(columns={c: tr(f"errors.{c}") for c in errors.columns})
     sections = [
         Section(tr("report.result"), tr("report.result_text"), table=summary),
         Section(tr("report.layers"), table=pd.DataFrame(result.layers)),
-        Section(tr("errors.title"), tr("errors.help"), errors_figure(lang, errors), errors),
+        Section(tr("errors.title"), tr("errors.help"), errors_figure(lang, errors), named),
     ]
     about = _about(lang, result.model, result.dataset, result.config)
     return build_report(lang, tr("report.title_run"), about, sections)

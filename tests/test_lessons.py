@@ -112,3 +112,19 @@ def test_ranking_configs_differ_only_in_method_and_scope():
         ("random", "layer"),
         ("magnitude", "global"),
     }
+
+
+def test_bench_learn_quick_prints_the_torch_save_surprise(digits_lenet):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "bench_learn.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| lenet5 | digits"))
+    cells = [c.strip().split(" ")[0].replace(",", "") for c in row.strip("|").split("|")]
+    dense, pruned, masked, artifact = (int(c) for c in cells[3:7])
+    assert pruned == dense < masked and artifact < dense / 10
