@@ -111,7 +111,7 @@ def test_report_opens_offline_in_chromium_with_its_figures_drawn_in_chinese(run_
     assert glyphs, "Chinese glyphs draw as empty boxes: install a CJK font (fonts-wqy-microhei)"
 
 
-def test_learn_page_in_chinese_from_the_link_and_from_the_picker(server):  # noqa: F811
+def test_learn_page_in_chinese_from_the_link_the_picker_and_the_browser_locale(server):  # noqa: F811
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
@@ -123,7 +123,8 @@ def test_learn_page_in_chinese_from_the_link_and_from_the_picker(server):  # noq
             expect(page.get_by_role("heading", name=text("zh", "learn.title"))).to_be_visible(
                 timeout=240_000
             )
-            expect(page.get_by_role("tab", name=text("zh", "lesson1.tab"))).to_be_visible()
+            tab = page.get_by_role("tab", name=text("zh", "lesson1.tab"))
+            expect(tab).to_be_visible(timeout=240_000)
             plot_title = page.locator(".js-plotly-plot .gtitle").first
             expect(plot_title).to_be_visible(timeout=120_000)
             chinese_title = plot_title.text_content()
@@ -141,6 +142,13 @@ def test_learn_page_in_chinese_from_the_link_and_from_the_picker(server):  # noq
                 timeout=60_000
             )
             url = page.url
+
+            # no lang in the link: the browser's locale (st.context.locale) decides
+            chinese_browser = browser.new_context(locale="zh-CN").new_page()
+            chinese_browser.goto(f"{server}/Learn")
+            expect(
+                chinese_browser.get_by_role("heading", name=text("zh", "learn.title"))
+            ).to_be_visible(timeout=240_000)
         finally:
             browser.close()
     assert re.search("[\u4e00-\u9fff]", chinese_title)
