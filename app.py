@@ -15,7 +15,7 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, explain, metrics, pick, view
+from ui import cache, charts, controls, error_table, explain, metrics, pick, view
 from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
@@ -159,6 +159,7 @@ def show_result(p, base, data, config) -> None:
         show_tradeoff(r, row["key"])
     with tabs[1]:
         show_layers(r)
+        error_table.show(*p.args, row["key"])
     with tabs[2]:
         show_weights(r, p, row["key"])
     with tabs[3]:

@@ -213,6 +213,7 @@ def _baseline(args):
 
 def cmd_run(args) -> int:
     from .core.pipeline import calibration_batches, evaluate_compressed
+    from .eval.errors import calibration_batch, layer_errors, to_records
     from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
@@ -223,10 +224,16 @@ def cmd_run(args) -> int:
     if ft is not None:
         result.finetune, result.label = ft.to_dict(), f"{result.label} · {ft.label()}"
     _remember(args, result, export(compressed, args.export or None))
+    errors = layer_errors(base, compressed, calibration_batch(data))
+    if args.report:
+        from .report import run_report, write
+
+        write(args.report, run_report(args.lang, result, errors))
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
             out.pop(k)
+        out["layer_errors"] = to_records(errors)
         print(json.dumps(out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")
@@ -347,6 +354,11 @@ def cmd_sweep(args) -> int:
 
     results = sweep(base, data, configs, args.subset, on_result=show)
     frame = pd.DataFrame([r.to_row() for r in results])
+    if args.report:
+        from .report import sweep_report, write
+
+        common = CompressionConfig(**_common_config(args)).to_dict()
+        write(args.report, sweep_report(args.lang, args.model, args.data, frame, common))
     if args.out:
         frame.to_csv(args.out, index=False)
         print(f"wrote {len(frame)} rows to {args.out}")
@@ -396,6 +408,10 @@ def cmd_budget(args) -> int:
         print(f"  [{p.stage} {p.done}] {p.message}", file=sys.stderr)
 
     r = search(base, data, budget, common, args.rates, args.bits, args.subset, args.max_evals, show)
+    if args.report:
+        from .report import budget_report, write
+
+        write(args.report, budget_report(args.lang, args.model, args.data, r))
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0 if r.met else 1
@@ -460,7 +476,15 @@ def _add_analysis(sub) -> None:
     b.add_argument("--max-evals", type=int, default=MAX_EVALS, help="whole-model evaluations")
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_report(b)
     b.set_defaults(func=cmd_budget)
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from .catalog import LANGUAGES
+
+    p.add_argument("--report", help="also write a self-contained HTML report to this file")
+    p.add_argument("--lang", default="en", choices=list(LANGUAGES), help="the report's language")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -479,12 +503,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--export", help="write the compressed artifact to this file")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_finetune(r)
+    _add_report(r)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("sweep", help="run a grid of pruning rates x bit widths")
     _add_common(s)
     s.add_argument("--rates", type=_floats, default=list(GRID_RATES), help="e.g. 0,0.5,0.9")
     s.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="e.g. 2,4,8,32")
     s.add_argument("--out", help="write the results table as CSV")
+    _add_report(s)
     s.set_defaults(func=cmd_sweep)
     _add_analysis(sub)
     _add_deep_compression(sub)

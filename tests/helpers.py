@@ -53,6 +53,7 @@ def wait_healthy(url: str, seconds: float = 90) -> None:
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium with nothing that phones home: the browser tests must pass without a network.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,6 +61,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+def launch_chromium(pw, executable: str = CHROMIUM):
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
 
 def require_browser() -> None:

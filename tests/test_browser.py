@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from helpers import CHROMIUM, launch_chromium, require_browser, streamlit_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ def test_page_renders_slider_changes_metric_and_plot_is_present(server):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw, CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)

@@ -305,3 +305,43 @@ def budget_artifact(model: str, dataset: str, epochs, seed: int, plan_key: str, 
     candidate = Candidate(chosen["plan"], "", "", 0.0, 0, 0, chosen["config"])
     with HEAVY_JOBS:
         return export(build(base, data, candidate, common))
+
+
+# --- the Learn page (issue 13) ----------------------------------------------------------------
+# Lesson points go through ``result`` and ``finetuned_result`` above; only the byte lesson
+# needs its own entry (two artifacts and three torch.save sizes per setting).
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def lesson_bytes(model: str, dataset: str, epochs, seed: int, config_key: str) -> dict:
+    """{"parts": bytes by component without and with Huffman, "saves": torch.save sizes}."""
+    import dataclasses
+
+    from compress_core.analysis.lessons import torch_save_sizes
+    from compress_core.format.breakdown import bytes_by_component
+
+    base, _ = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    coded = dataclasses.replace(config, huffman=True).key()
+    small = compressed(model, dataset, epochs, seed, config_key)
+    small_coded = compressed(model, dataset, epochs, seed, coded)  # each takes the semaphore
+    with HEAVY_JOBS:
+        return {
+            "parts": {
+                "plain": bytes_by_component(small),
+                "huffman": bytes_by_component(small_coded),
+            },
+            "saves": torch_save_sizes(base, small),
+        }
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def layer_errors(model: str, dataset: str, epochs, seed: int, config_key: str):
+    """The per-layer error table of one config (``compress_core.eval.errors``)."""
+    from compress_core.eval.errors import calibration_batch
+    from compress_core.eval.errors import layer_errors as errors
+
+    base, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    with HEAVY_JOBS:
+        return errors(base, small, calibration_batch(data))
