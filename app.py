@@ -15,8 +15,11 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, error_table, explain, metrics, pick, view
+from compress_core.report import run_report
+from ui import cache, charts, controls, error_table, explain, i18n, metrics, pick, view
 from ui.format import human_bytes, result_columns
+from ui.i18n import t
+from ui.report import download_html
 
 st.set_page_config(page_title="Slimscope", page_icon="✂️", layout="wide")
 
@@ -39,44 +42,43 @@ def show_tradeoff(r, key: str) -> None:
         charts.tradeoff_figure(frame, "artifact_bytes", key, (r.dense_bytes, r.baseline_accuracy)),
         key="plot_bytes",
     )
-    st.caption(f"{len(frame)} settings tried this session; the green line is their Pareto front.")
+    st.caption(t("explore.tried", n=i18n.number(len(frame))))
 
 
-LAYER_COLUMNS = {
-    "layer": "Layer",
-    "type": "Type",
-    "shape": "Shape",
-    "params": st.column_config.NumberColumn("Weights", format="localized"),
-    "nonzero": st.column_config.NumberColumn("Non-zero weights", format="localized"),
-    "sparsity": st.column_config.ProgressColumn(
-        "Pruned", format="percent", min_value=0, max_value=1
-    ),
-    "bits": st.column_config.NumberColumn("Bits (32 = float)"),
-    "bytes": st.column_config.NumberColumn("Stored bytes", format="localized"),
-    "encoding": "Stored as",
-    "skipped": "Kept intact because",
-}
+def layer_columns() -> dict:
+    """The Layers tab's column names in the session's language."""
+    number = st.column_config.NumberColumn
+    return {
+        "layer": t("layers.layer"),
+        "type": t("layers.type"),
+        "shape": t("layers.shape"),
+        "params": number(t("layers.params"), format="localized"),
+        "nonzero": number(t("layers.nonzero"), format="localized"),
+        "sparsity": st.column_config.ProgressColumn(
+            t("layers.sparsity"), format="percent", min_value=0, max_value=1
+        ),
+        "bits": number(t("layers.bits")),
+        "bytes": number(t("layers.bytes"), format="localized"),
+        "encoding": t("layers.encoding"),
+        "skipped": t("layers.skipped"),
+    }
 
 
 def show_layers(r) -> None:
     layers = pd.DataFrame(r.layers)
     st.plotly_chart(charts.layer_figure(layers), key="plot_layers")
-    st.dataframe(layers, hide_index=True, column_config=LAYER_COLUMNS)
-    st.caption(
-        "Stored as: how the artifact keeps each weight tensor — dense codes; a bitmask or "
-        "relative indexes (the gap to the next kept weight) for pruned layers, whichever is "
-        "smaller; raw float32 for layers left intact."
-    )
+    st.dataframe(layers, hide_index=True, column_config=layer_columns())
+    st.caption(t("layers.stored_as_help"))
 
 
 def show_weights(r, p, config_key: str) -> None:
     names = [row["layer"] for row in r.layers]
     layer = st.selectbox(
-        "Layer",
+        t("layers.layer"),
         names,
         key="hist_layer",
         index=min(1, len(names) - 1),
-        help="Before: the trained weights. After: pruned to zero and quantized.",
+        help=t("weights.layer_help"),
     )
     base, _ = cache.baseline(*p.args)
     small = cache.compressed(*p.args, config_key)
@@ -87,17 +89,15 @@ def show_weights(r, p, config_key: str) -> None:
         key="plot_hist",
     )
     distinct = np.unique(after.detach().numpy()).size
-    st.caption(f"After: {distinct:,} distinct values, {int((after == 0).sum()):,} exact zeros.")
+    zeros = int((after == 0).sum())
+    st.caption(t("weights.after", values=i18n.number(distinct), zeros=i18n.number(zeros)))
 
 
 def show_changes(r, data) -> None:
     if not r.changed:
-        st.success("No test image changed its prediction.")
+        st.success(t("changes.none"))
         return
-    st.write(
-        f"**{len(r.changed)}** of {r.eval_images:,} test images changed their prediction "
-        f"(showing up to 24). Caption: true class — before → after."
-    )
+    st.write(t("changes.count", n=i18n.number(len(r.changed)), of=i18n.number(r.eval_images)))
     cols = st.columns(6)
     shown = list(zip(r.changed, r.changed_from, r.changed_to, strict=True))[:24]
     for i, (idx, old, new) in enumerate(shown):
@@ -105,7 +105,7 @@ def show_changes(r, data) -> None:
         cols[i % 6].image(
             data.image("test", idx),
             width=96,
-            caption=f"{true}: {data.classes[old]} → {data.classes[new]}",
+            caption=t("changes.caption", true=true, old=data.classes[old], new=data.classes[new]),
         )
 
 
@@ -114,25 +114,28 @@ def show_export(r, p, config_key: str) -> None:
     st.dataframe(frame.drop(columns=["key"]), hide_index=True, column_config=result_columns())
     a, b = st.columns(2)
     a.download_button(
-        "Download this session's results (CSV)",
+        t("export.csv"),
         frame.to_csv(index=False),
         "slimscope-results.csv",
         "text/csv",
         key="dl_csv",
     )
     b.download_button(
-        f"Download the compressed model ({human_bytes(r.artifact_bytes)})",
+        t("export.artifact", size=human_bytes(r.artifact_bytes)),
         partial(cache.artifact, *p.args, config_key),  # exported only when clicked
         f"{r.model}-{r.dataset}.slim",
         "application/octet-stream",
         key="dl_artifact",
-        help="Read it back with compress_core.format.artifact.load_compressed(path).",
+        help=t("export.artifact_help"),
     )
+    errors = cache.layer_errors(*p.args, config_key)
+    download_html(lambda lang: run_report(lang, r, errors), "slimscope-explore", "explore_report")
 
 
 def explore() -> None:
-    st.title("✂️ Slimscope")
-    st.caption("How far can this network be compressed before it stops working?")
+    i18n.language_picker()
+    st.title(t("explore.title"))
+    st.caption(t("explore.tagline"))
     if "history" not in st.session_state:
         st.session_state.history = {}
     p = pick.sidebar()
@@ -147,14 +150,15 @@ def show_result(p, base, data, config) -> None:
     try:
         r = cache.result(*p.args, config.key(), p.subset)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {view.plain(e)}")
+        st.error(t("explore.cannot_apply", error=view.plain(e)))
         st.stop()
     row = r.to_row()
     st.session_state.history[(p.model, p.dataset, p.epochs, p.subset, row["key"])] = row
     metrics.show(r)
     explain.selection(base, config, pick.baseline_caption(p, base))
     explain.show(r, config)
-    tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
+    names = ("tradeoff", "layers", "weights", "changes", "export")
+    tabs = st.tabs([t(f"explore.tab_{n}") for n in names])
     with tabs[0]:
         show_tradeoff(r, row["key"])
     with tabs[1]:
@@ -169,13 +173,14 @@ def show_result(p, base, data, config) -> None:
 
 
 def navigation():
-    """Explore first, then every page in pages/ ("3_Budget.py" is listed as "Budget")."""
+    """Explore first, then every page in pages/ ("3_Budget.py" is listed as t("nav.Budget"))."""
     view.start()
     view.show_problems()
-    pages = [st.Page(explore, title="Explore", icon="✂️", url_path="explore", default=True)]
+    pages = [st.Page(explore, title=t("nav.Explore"), icon="✂️", url_path="explore", default=True)]
     for path in sorted((Path(__file__).parent / "pages").glob("*.py")):
-        title = path.stem.split("_", 1)[-1].replace("_", " ")
-        pages.append(st.Page(f"pages/{path.name}", title=title))
+        # the URL keeps the file's name ("Your_model"); only the title is translated
+        name = path.stem.split("_", 1)[-1]
+        pages.append(st.Page(f"pages/{path.name}", title=t(f"nav.{name}"), url_path=name))
     return st.navigation(pages)
 
 

@@ -16,7 +16,7 @@ from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, i18n, pick
 from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
@@ -168,6 +168,7 @@ def show_table(frame: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Sweep")
     st.caption(
         "Every combination of pruning rate and bit width: which settings give the best "

@@ -29,7 +29,7 @@ from compress_core.core.config import (
 )
 from compress_core.core.layers import weight_layers
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, i18n, pick
 
 st.set_page_config(page_title="Slimscope · Sensitivity", page_icon="✂️", layout="wide")
 
@@ -162,6 +162,7 @@ def show(points: list[Point], job: dict, total: int) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Layer sensitivity")
     st.caption(
         "Prune or quantize one layer at a time, the rest untouched: which layers are fragile, "

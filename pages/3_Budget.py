@@ -23,7 +23,7 @@ from compress_core.core.config import (
     ConfigError,
 )
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, i18n, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Budget", page_icon="✂️", layout="wide")
@@ -189,6 +189,7 @@ def show_details(p, r, req: dict) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Accuracy budget")
     st.caption(
         "What is the smallest model I can ship? Minimise the size subject to accuracy ≥ δ, "

@@ -32,7 +32,7 @@ from compress_core.train.finetune import (
     finetuned_path,
     planned_epochs,
 )
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, i18n, pick
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Recovery", page_icon="✂️", layout="wide")
@@ -400,6 +400,7 @@ def replay_tab(p, base, data) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Recovery")
     st.caption("One-shot compression shows how fragile a model is; retraining wins accuracy back.")
     p = pick.sidebar()

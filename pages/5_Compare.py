@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.io.store import StoreError
-from ui import cache, charts
+from ui import cache, charts, i18n
 from ui.format import human_bytes, result_columns
 
 st.set_page_config(page_title="Slimscope · Compare", page_icon="✂️", layout="wide")
@@ -133,6 +133,7 @@ def downloads(store, frame: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Compare")
     st.caption("Every result computed here — any model, any session, the CLI — kept on disk.")
     store = cache.open_store()

@@ -24,7 +24,7 @@ from compress_core.io.upload import (
     SAVE_WEIGHTS_HOWTO,
     UploadError,
 )
-from ui import cache, controls, metrics
+from ui import cache, controls, i18n, metrics
 from ui.format import human_bytes
 
 st.set_page_config(page_title="Slimscope · Your model", page_icon="✂️", layout="wide")
@@ -108,6 +108,7 @@ def show_result(r) -> None:
 
 
 def main() -> None:
+    i18n.language_picker()
     st.title("Your model")
     st.caption("Upload weights you trained; see how far they compress before they stop working.")
     for problem in cache.MODEL_MODULE_PROBLEMS:

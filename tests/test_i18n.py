@@ -18,21 +18,22 @@ CONVERTED = [
     "ui/report.py",
     "ui/i18n.py",
     "ui/error_table.py",
+    "app.py",
+    "ui/controls.py",
+    "ui/pick.py",
+    "ui/metrics.py",
+    "ui/charts.py",
+    "ui/explain.py",
 ]
 # Not converted yet (a later round moves their strings to the catalogs): named here so the gap
 # is visible. The test fails when one of them has no literal left, so the list only shrinks.
 NOT_YET_CONVERTED = [
-    "app.py",
     "pages/1_Sweep.py",
     "pages/2_Sensitivity.py",
     "pages/3_Budget.py",
     "pages/4_Recovery.py",
     "pages/5_Compare.py",
     "pages/6_Your_model.py",
-    "ui/controls.py",
-    "ui/pick.py",
-    "ui/metrics.py",
-    "ui/charts.py",
 ]
 # Streamlit calls whose positional text arguments the user sees.
 SHOWN = {

@@ -19,20 +19,19 @@ from compress_core.core.config import (
 )
 
 from . import view
+from .i18n import t
 
 BITS = list(view.BITS)
 RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, for grids
-METHOD_LABELS = {
-    "magnitude": "magnitude — drop the smallest |w| (Han et al.)",
-    "random": "random — drop weights at random (the baseline)",
-    "l1-structured": "L1 channels — remove whole channels, smallest L1 norm first",
-    "l2-structured": "L2 channels — remove whole channels, smallest L2 norm first",
-}
-QUANT_LABELS = {
-    "uniform": "uniform — equal steps from min to max (asymmetric)",
-    "symmetric": "symmetric — equal steps around zero",
-    "kmeans": "k-means — shared values clustered to the weights (Deep Compression)",
-}
+
+
+def method_label(method: str) -> str:
+    """'magnitude — drop the smallest |w| (Han et al.)', in the session's language."""
+    return t(f"method.{method}")
+
+
+def quant_label(quant: str) -> str:
+    return t(f"quantizer.{quant}")
 
 
 def controls() -> CompressionConfig:
@@ -42,88 +41,84 @@ def controls() -> CompressionConfig:
     """
     left, right = st.columns(2)
     rate = left.slider(
-        "Pruning rate (%)",
+        t("ctl.rate"),
         0,
         100,
         step=5,
         key=view.seed("prune_rate", view.get("prune_rate")),
-        help="Share of weights (or, for channel methods, of channels) removed from each "
-        "compressed layer. 100 % empties a layer: the result says so.",
+        help=t("ctl.rate_help"),
     )
     bits = right.select_slider(
-        "Weight bits",
+        t("ctl.bits"),
         BITS,
         key=view.seed("bits", view.get("bits")),
-        format_func=lambda b: "32 (float)" if b == FLOAT_BITS else str(b),
-        help="Bits per kept weight: at most 2^bits distinct values per layer (or channel). "
-        "32 keeps float.",
+        format_func=lambda b: t("ctl.bits_float") if b == FLOAT_BITS else str(b),
+        help=t("ctl.bits_help"),
     )
-    with st.expander("Methods", expanded=False):
+    with st.expander(t("ctl.methods"), expanded=False):
         c1, c2, c3 = st.columns(3)
         method = c1.selectbox(
-            "Pruning method",
+            t("ctl.method"),
             PRUNE_METHODS,
             key=view.seed("prune_method", view.get("prune_method")),
-            format_func=METHOD_LABELS.get,
-            help="How weights are chosen for removal.",
+            format_func=method_label,
+            help=t("ctl.method_help"),
         )
         scope = c1.radio(
-            "Ranking",
+            t("ctl.scope"),
             SCOPES,
             key=view.seed("scope", view.get("scope")),
             horizontal=True,
-            help="layer: every layer loses the same share. global: one ranking across "
-            "all layers, so robust layers give up more.",
+            format_func=lambda s: t(f"scope.{s}"),
+            help=t("ctl.scope_help"),
         )
         quant = c2.selectbox(
-            "Quantizer",
+            t("ctl.quant"),
             QUANT_METHODS,
             key=view.seed("quant", view.get("quant")),
-            format_func=QUANT_LABELS.get,
-            help="How float weights map to a few levels.",
+            format_func=quant_label,
+            help=t("ctl.quant_help"),
         )
         granularity = c2.radio(
-            "Granularity",
+            t("ctl.granularity"),
             GRANULARITIES,
             key=view.seed("granularity", view.get("granularity")),
             horizontal=True,
-            format_func=lambda g: g.replace("_", "-"),
-            help="One scale/codebook per layer, or one per output channel "
-            "(more accurate, a few more bytes).",
+            format_func=lambda g: t(f"granularity.{g}"),
+            help=t("ctl.granularity_help"),
         )
         skip = c3.toggle(
-            "Keep small first/last layers intact",
+            t("ctl.skip"),
             key=view.seed("skip_first_last", view.get("skip_first_last")),
-            help="The input and output layers are sensitive and usually small, so most tools "
-            "skip them. A first or last layer holding more than 10 % of the weights (the MLP's "
-            "fc1) is compressed anyway; the line under the numbers says what is kept.",
+            help=t("ctl.skip_help"),
         )
         huffman = c3.toggle(
-            "Huffman-code the artifact",
+            t("ctl.huffman"),
             key=view.seed("huffman", view.get("huffman")),
-            help="Entropy-code the weight codes and indexes, as Deep Compression does.",
+            help=t("ctl.huffman_help"),
         )
         act_on = view.get("act_bits") != FLOAT_BITS
         act = c3.toggle(
-            "Quantize activations",
+            t("ctl.act"),
             key=view.seed("act_on", act_on),
-            help="Also quantize each layer's input, calibrated on a few training batches.",
+            help=t("ctl.act_help"),
         )
         act_bits, calibration = FLOAT_BITS, view.get("act_calibration")
         if act:
             act_bits = c3.slider(
-                "Activation bits",
+                t("ctl.act_bits"),
                 2,
                 16,
                 key=view.seed("act_bits", view.get("act_bits") if act_on else 8),
-                help="Bits for each compressed layer's input.",
+                help=t("ctl.act_bits_help"),
             )
             calibration = c3.radio(
-                "Calibration",
+                t("ctl.calibration"),
                 CALIBRATIONS,
                 key=view.seed("act_calibration", view.get("act_calibration")),
                 horizontal=True,
-                help="min-max covers every observed value; percentile ignores rare outliers.",
+                format_func=lambda c: t(f"calibration.{c}"),
+                help=t("ctl.calibration_help"),
             )
     chosen = {
         "prune_rate": rate,
@@ -143,23 +138,22 @@ def controls() -> CompressionConfig:
 
 
 def bits_label(bits: int) -> str:
-    return "float" if bits == FLOAT_BITS else f"{bits}-bit"
+    return t("ctl.float") if bits == FLOAT_BITS else t("ctl.n_bit", bits=bits)
 
 
-def grid_choices(
-    key: str, rates, bits, where=(st, st), labels=("Pruning rates (%)", "Weight bits")
-):
+def grid_choices(key: str, rates, bits, where=(st, st), labels=None):
     """Two multiselects picking a grid of pruning rates (in %) and bit widths.
 
     ``rates`` and ``bits`` are the defaults (rates as fractions); ``where`` the two
     containers (e.g. columns) to draw them in. Returns (rates in %, bit widths).
     """
+    labels = labels or (t("ctl.rates"), t("ctl.bits"))
     chosen_rates = where[0].multiselect(
         labels[0],
         RATES,
         default=[round(100 * r) for r in rates],
         key=f"{key}_rates",
-        help="Share of weights removed from each compressed layer.",
+        help=t("ctl.rates_help"),
     )
     chosen_bits = where[1].multiselect(
         labels[1],
@@ -167,6 +161,6 @@ def grid_choices(
         default=list(bits),
         key=f"{key}_bits",
         format_func=bits_label,
-        help="Bits per kept weight; float leaves the weights unquantized.",
+        help=t("ctl.grid_bits_help"),
     )
     return chosen_rates, chosen_bits

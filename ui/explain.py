@@ -6,39 +6,28 @@ import streamlit as st
 
 from compress_core.core.layers import compressed_share
 
+from .i18n import percent, t
+
 
 def selection(base, config, baseline: str) -> None:
     """'Compressing 98 % of the weights: conv1 and fc3 kept (small first/last layers).'"""
     share, kept = compressed_share(base, config)
-    why = "; ".join(f"{name} kept ({reason.split(' (')[0]})" for name, reason in kept.items())
-    st.caption(
-        f"Compressing {share:.0%} of the weights"
-        + (f": {why}." if why else ".")
-        + (f" {baseline}.")
+    why = t("list.sep").join(
+        t("explain.kept", layer=name, reason=reason.split(" (")[0]) for name, reason in kept.items()
     )
+    key = "explain.selection_kept" if why else "explain.selection"
+    st.caption(t(key, share=percent(share, 0), why=why, baseline=baseline))
 
 
 def notes(r, config) -> list[str]:
     """The explanations that apply to result ``r`` of ``config`` (empty when none do)."""
     out = []
     if config.quantized and config.quant != "kmeans" and r.nonzero_params < r.baseline_params:
-        out.append(
-            "Non-zero parameters can fall when only the bits change: a uniform grid has a "
-            "level at (or next to) zero, and weights closer to it than half a step become 0."
-        )
+        out.append(t("explain.bits_zero"))
     if 0 < config.prune_rate <= 0.3:
-        out.append(
-            "A little pruning can make the file bigger: pruned layers must also store where "
-            "the kept weights are (a bitmask or relative indexes, whichever is smaller; see "
-            "'Stored as' in the Layers tab), and a few zeros do not pay for that index."
-        )
+        out.append(t("explain.index_cost"))
     if config.bits == 2 and config.prune_rate >= 0.7 and config.quant != "kmeans":
-        out.append(
-            "After heavy pruning the kept weights are the large ones, far from zero. A 2-bit "
-            f"{config.quant} grid spreads its 4 levels evenly over the range, so few land "
-            "where the weights are; 1 bit stores sign × scale, which fits them better. "
-            "The k-means quantizer puts the levels where the weights are and fixes this."
-        )
+        out.append(t("explain.two_bits", quant=config.quant))
     return out
 
 

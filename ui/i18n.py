@@ -1,27 +1,27 @@
 """The dashboard's language: ``t(key, **fmt)`` over the catalogs, and the sidebar picker.
 
-The language is one session key (``lang``), read once from the link (``?lang=zh``), else from
-the browser (``st.context.locale``), and mirrored to the URL when the user switches. Texts come
-from ``locales/<lang>.json`` through ``compress_core.catalog`` (the HTML report uses the same).
-The lead folds ``lang`` into the view module's URL table when the two branches meet.
+The language is part of the view (``ui/view.py``'s ``lang`` row): read once from the link
+(``?lang=zh``), else from the browser (``st.context.locale``), and kept in the URL across
+pages like every other setting. Texts come from ``locales/<lang>.json`` through
+``compress_core.catalog`` (the HTML report uses the same).
 """
 
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from compress_core import catalog
 from compress_core.catalog import LANGUAGES
 
-KEY = "lang"
+from . import view
 
 
 def lang() -> str:
-    """The session's language code ("en" or "zh")."""
-    if KEY not in st.session_state:
-        asked = st.query_params.get(KEY) or st.context.locale
-        st.session_state[KEY] = catalog.language(asked)
-    return st.session_state[KEY]
+    """The session's language code ("en" or "zh"); English outside a Streamlit run (tests)."""
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return catalog.DEFAULT
+    return view.get("lang")
 
 
 def t(key: str, **fmt) -> str:
@@ -42,19 +42,15 @@ def nbytes(n: float) -> str:
 
 
 def language_picker() -> str:
-    """A language choice in the sidebar; switching rewrites the page and the URL's ``lang``."""
+    """A language choice in the sidebar; switching redraws the page (and the URL's ``lang``)."""
     current = lang()
-    codes = list(LANGUAGES)
     chosen = st.sidebar.selectbox(
         t("i18n.language"),
-        codes,
-        index=codes.index(current),
+        list(LANGUAGES),
+        key=view.seed("lang_picker", current),
         format_func=LANGUAGES.get,
-        key="lang_picker",
     )
     if chosen != current:
-        st.session_state[KEY] = chosen
-        st.rerun()
-    if st.query_params.get(KEY) != chosen:
-        st.query_params[KEY] = chosen
+        view.put("lang", chosen)
+        st.rerun()  # texts drawn above the picker (the navigation) were in the old language
     return chosen

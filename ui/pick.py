@@ -12,8 +12,7 @@ from compress_core.io.models import MODELS
 from compress_core.train.baseline import TrainProgress, default_epochs
 
 from . import cache, view
-
-SUBSET_LABELS = {0: "all test images", 2000: "2,000 (fast preview)", 500: "500"}
+from .i18n import number, percent, t
 
 
 @dataclass(frozen=True)
@@ -33,36 +32,33 @@ def sidebar() -> Pick:
     """Render the shared picker from the view (so it survives switching pages)."""
     view.show_problems()  # when a page runs on its own (tests); the app shows them first
     with st.sidebar:
-        st.header("Model")
+        st.header(t("pick.header"))
         dataset = st.selectbox(
-            "Data set",
+            t("pick.dataset"),
             DATASETS.names(),
             key=view.seed("pick_dataset", view.get("dataset")),
-            help="digits ships with scikit-learn and always works offline; the others need "
-            "their files on the server (the operators note in the README says where).",
+            help=t("pick.dataset_help"),
         )
         model = st.selectbox(
-            "Model",
+            t("pick.model"),
             MODELS.names(),
             key=view.seed("pick_model", view.get("model")),
             format_func=lambda n: f"{n} — {MODELS[n].description}",
-            help="The architecture to train once and then compress.",
+            help=t("pick.model_help"),
         )
         epochs = st.number_input(
-            "Training epochs (0 = default)",
+            t("pick.epochs"),
             0,
             200,
             key=view.seed("pick_epochs", view.get("epochs")),
-            help=f"Epochs for the baseline; the default for this pick is "
-            f"{default_epochs(model, dataset)}. Each setting is trained once and cached on disk.",
+            help=t("pick.epochs_help", default=default_epochs(model, dataset)),
         )
         subset = st.selectbox(
-            "Test images",
+            t("pick.subset"),
             view.SUBSETS,
             key=view.seed("pick_subset", view.get("subset")),
-            format_func=SUBSET_LABELS.get,
-            help="How many test images the accuracy is measured on. A fixed subset makes big "
-            "test sets faster; numbers are then previews.",
+            format_func=subset_label,
+            help=t("pick.subset_help"),
         )
     picked = {"dataset": dataset, "model": model, "epochs": int(epochs), "subset": subset}
     for name, value in picked.items():
@@ -83,25 +79,19 @@ def load_baseline(pick: Pick, slot=None):
     def progress(p: TrainProgress) -> None:
         if not shown:
             box = slot.container()
-            box.info(
-                f"Training {pick.model} on {pick.dataset}… This happens once per model, "
-                "data set and epoch count; afterwards it loads from the cache in a second."
-            )
+            box.info(t("pick.training", model=pick.model, data=pick.dataset))
             shown.update(bar=box.progress(0.0), start=time.monotonic())
         done = min(((p.epoch - 1) + p.step / max(p.steps, 1)) / max(p.epochs, 1), 1.0)
         elapsed = time.monotonic() - shown["start"]
-        left = f"about {elapsed / done - elapsed:.0f} s left" if done > 0.02 else "estimating…"
-        shown["bar"].progress(done, text=f"epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f} · {left}")
+        left = t("pick.left", s=f"{elapsed / done - elapsed:.0f}") if done > 0.02 else t("pick.eta")
+        text = t("pick.epoch", epoch=p.epoch, epochs=p.epochs, loss=f"{p.loss:.3f}", left=left)
+        shown["bar"].progress(done, text=text)
 
     try:
         # outside_cache: a cache hit must not replay calls on this page's progress bar.
         base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
-        view.dataset_missing(
-            f"The data set {pick.dataset} is not available on this server; pick another one "
-            f"in the sidebar. For the operators: {e}",
-            "pick_dataset",
-        )
+        view.dataset_missing(t("pick.missing", data=pick.dataset, error=e), "pick_dataset")
     view.dataset_loaded(pick.dataset)
     slot.empty()
     return base, data
@@ -110,6 +100,13 @@ def load_baseline(pick: Pick, slot=None):
 def baseline_caption(pick: Pick, base) -> str:
     """'Baseline lenet5 on digits: 97.50% test accuracy'."""
     acc = (getattr(base, "slimscope_baseline_meta", {}) or {}).get("test_accuracy")
-    return f"Baseline {pick.model} on {pick.dataset}" + (
-        f": {acc:.2%} test accuracy" if acc is not None else ""
-    )
+    if acc is None:
+        return t("pick.baseline", model=pick.model, data=pick.dataset)
+    return t("pick.baseline_acc", model=pick.model, data=pick.dataset, acc=percent(acc, 2))
+
+
+def subset_label(subset: int) -> str:
+    """0 -> 'all test images', 2000 -> '2,000 (fast preview)'."""
+    if subset == 0:
+        return t("pick.subset_all")
+    return t("pick.subset_preview", n=number(subset)) if subset >= 2000 else number(subset)

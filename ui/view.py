@@ -8,7 +8,8 @@ differ from the defaults), so a bare URL means the defaults below and a copied l
 in a fresh browser, reproduces the page. Nothing else touches ``st.query_params``.
 
 The mapping is the table ``FIELDS``: a field is a URL name, a default, and a parser that says
-what is allowed. A new part of the view (e.g. ``lang``) is one more row.
+what is allowed. The language (``lang``) is one more row: a link without it opens in the
+browser's language (``st.context.locale``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import streamlit as st
 
+from compress_core import catalog
 from compress_core.core import config as cfg
 from compress_core.io.data import DATASETS
 from compress_core.io.models import MODELS
@@ -100,6 +102,7 @@ FIELDS = (
     Field("act_calibration", "minmax", _one_of(lambda: cfg.CALIBRATIONS)),
     Field("include", (), _patterns, ",".join),
     Field("exclude", (), _patterns, ",".join),
+    Field("lang", catalog.DEFAULT, _one_of(lambda: tuple(catalog.LANGUAGES))),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 DEFAULTS = {f.name: f.default for f in FIELDS}
@@ -112,7 +115,10 @@ def start() -> None:
     one key at a time.
     """
     if "view" not in st.session_state:
-        view, problems = from_query(st.query_params.to_dict())
+        query = st.query_params.to_dict()
+        view, problems = from_query(query)
+        if "lang" not in query:
+            view["lang"] = catalog.language(st.context.locale)
         st.session_state.view = view
         st.session_state.view_problems = problems
         st.session_state.view_good_dataset = None
