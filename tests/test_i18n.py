@@ -24,13 +24,14 @@ CONVERTED = [
     "ui/metrics.py",
     "ui/charts.py",
     "ui/explain.py",
+    "ui/format.py",
+    "pages/1_Sweep.py",
+    "pages/2_Sensitivity.py",
+    "pages/3_Budget.py",
 ]
 # Not converted yet (a later round moves their strings to the catalogs): named here so the gap
 # is visible. The test fails when one of them has no literal left, so the list only shrinks.
 NOT_YET_CONVERTED = [
-    "pages/1_Sweep.py",
-    "pages/2_Sensitivity.py",
-    "pages/3_Budget.py",
     "pages/4_Recovery.py",
     "pages/5_Compare.py",
     "pages/6_Your_model.py",

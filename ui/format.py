@@ -14,40 +14,52 @@ def result_columns() -> dict:
     """Human names, units and percentages for result tables (one meaning per label)."""
     import streamlit as st
 
+    from .i18n import t
+
     number, text = st.column_config.NumberColumn, st.column_config.TextColumn
+    check = st.column_config.CheckboxColumn
+    names = {c: t(f"rcol.{c}") for c in RESULT_COLUMNS}
     return {
-        "model": text("Model"),
-        "dataset": text("Data set"),
-        "label": text("Setting"),
-        "prune_rate": number("Pruning rate", format="percent"),
-        "prune_method": text("Pruning method"),
-        "scope": text("Ranking"),
-        "bits": number("Weight bits (32 = float)"),
-        "quant": text("Quantizer"),
-        "granularity": text("Granularity"),
-        "act_bits": number("Activation bits (32 = float)"),
-        "act_calibration": text("Calibration"),
-        "skip_first_last": st.column_config.CheckboxColumn("Small first/last kept"),
-        "huffman": st.column_config.CheckboxColumn("Huffman"),
-        "accuracy": number("Test accuracy", format="percent"),
-        "delta_pp": number("Change in accuracy (pp)", format="%+.2f"),
-        "loss": number("Test loss", format="%.3f"),
-        "total_params": number("Stored parameters", format="localized"),
-        "nonzero_params": number("Non-zero parameters", format="localized"),
-        "artifact_bytes": number("Compressed size (bytes)", format="localized"),
-        "dense_bytes": number("fp32 size (bytes)", format="localized"),
-        "ratio": number("Compression ratio", format="%.1f×"),
-        "finetuned": text("Fine-tuning"),
-        "finite": st.column_config.CheckboxColumn("Finite outputs"),
-        "eval_images": number("Test images", format="localized"),
-        "seconds": number("Time (s)", format="%.2f"),
-        "created": st.column_config.DatetimeColumn("Computed at"),
-        "source": text("Where from"),
-        "base_hash": text("Base model id"),
-        "has_artifact": st.column_config.CheckboxColumn("File kept"),
-        "front_bytes": st.column_config.CheckboxColumn("On the bytes front"),
-        "front_params": st.column_config.CheckboxColumn("On the parameters front"),
+        "model": text(names["model"]),
+        "dataset": text(names["dataset"]),
+        "label": text(names["label"]),
+        "prune_rate": number(names["prune_rate"], format="percent"),
+        "prune_method": text(names["prune_method"]),
+        "scope": text(names["scope"]),
+        "bits": number(names["bits"]),
+        "quant": text(names["quant"]),
+        "granularity": text(names["granularity"]),
+        "act_bits": number(names["act_bits"]),
+        "act_calibration": text(names["act_calibration"]),
+        "skip_first_last": check(names["skip_first_last"]),
+        "huffman": check(names["huffman"]),
+        "accuracy": number(names["accuracy"], format="percent"),
+        "delta_pp": number(names["delta_pp"], format="%+.2f"),
+        "loss": number(names["loss"], format="%.3f"),
+        "total_params": number(names["total_params"], format="localized"),
+        "nonzero_params": number(names["nonzero_params"], format="localized"),
+        "artifact_bytes": number(names["artifact_bytes"], format="localized"),
+        "dense_bytes": number(names["dense_bytes"], format="localized"),
+        "ratio": number(names["ratio"], format="%.1f×"),
+        "finetuned": text(names["finetuned"]),
+        "finite": check(names["finite"]),
+        "eval_images": number(names["eval_images"], format="localized"),
+        "seconds": number(names["seconds"], format="%.2f"),
+        "created": st.column_config.DatetimeColumn(names["created"]),
+        "source": text(names["source"]),
+        "base_hash": text(names["base_hash"]),
+        "has_artifact": check(names["has_artifact"]),
+        "front_bytes": check(names["front_bytes"]),
+        "front_params": check(names["front_params"]),
         "include": None,
         "exclude": None,
         "seed": None,
     }
+
+
+RESULT_COLUMNS = (
+    "model dataset label prune_rate prune_method scope bits quant granularity act_bits "
+    "act_calibration skip_first_last huffman accuracy delta_pp loss total_params nonzero_params "
+    "artifact_bytes dense_bytes ratio finetuned finite eval_images seconds created source "
+    "base_hash has_artifact front_bytes front_params"
+).split()

@@ -24,14 +24,14 @@ def show(r) -> None:
     b.metric(
         t("metric.nonzero"),
         number(r.nonzero_params),
-        _change(r.nonzero_params / r.baseline_params - 1),
+        change(r.nonzero_params / r.baseline_params - 1),
         delta_color="inverse",
         help=t("metric.nonzero_help", total=number(r.total_params), base=number(r.baseline_params)),
     )
     c.metric(
         t("metric.size"),
         human_bytes(r.artifact_bytes),
-        _change(r.artifact_bytes / r.dense_bytes - 1),
+        change(r.artifact_bytes / r.dense_bytes - 1),
         delta_color="inverse",
         help=t("metric.size_help", dense=human_bytes(r.dense_bytes)),
     )
@@ -41,6 +41,6 @@ def show(r) -> None:
         st.warning(w, icon="⚠️")
 
 
-def _change(fraction: float) -> str:
+def change(fraction: float) -> str:
     """A signed relative change, e.g. -42.0% (st.metric colours it by its sign)."""
     return ("+" if fraction >= 0 else "-") + percent(abs(fraction))
