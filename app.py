@@ -17,7 +17,7 @@ from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from compress_core.report import run_report
 from ui import cache, charts, controls, error_table, explain, i18n, metrics, pick, view
-from ui.format import human_bytes, result_columns
+from ui.format import human_bytes, layer_columns, result_columns
 from ui.i18n import t
 from ui.report import download_html
 
@@ -43,25 +43,6 @@ def show_tradeoff(r, key: str) -> None:
         key="plot_bytes",
     )
     st.caption(t("explore.tried", n=i18n.number(len(frame))))
-
-
-def layer_columns() -> dict:
-    """The Layers tab's column names in the session's language."""
-    number = st.column_config.NumberColumn
-    return {
-        "layer": t("layers.layer"),
-        "type": t("layers.type"),
-        "shape": t("layers.shape"),
-        "params": number(t("layers.params"), format="localized"),
-        "nonzero": number(t("layers.nonzero"), format="localized"),
-        "sparsity": st.column_config.ProgressColumn(
-            t("layers.sparsity"), format="percent", min_value=0, max_value=1
-        ),
-        "bits": number(t("layers.bits")),
-        "bytes": number(t("layers.bytes"), format="localized"),
-        "encoding": t("layers.encoding"),
-        "skipped": t("layers.skipped"),
-    }
 
 
 def show_layers(r) -> None:

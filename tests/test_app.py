@@ -138,6 +138,7 @@ SAMPLES = {
     "act_calibration": "percentile",
     "include": ("conv*", "fc1"),
     "exclude": ("fc3",),
+    "lang": "zh",
 }
 
 

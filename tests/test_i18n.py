@@ -28,13 +28,13 @@ CONVERTED = [
     "pages/1_Sweep.py",
     "pages/2_Sensitivity.py",
     "pages/3_Budget.py",
+    "pages/5_Compare.py",
+    "pages/6_Your_model.py",
 ]
 # Not converted yet (a later round moves their strings to the catalogs): named here so the gap
 # is visible. The test fails when one of them has no literal left, so the list only shrinks.
 NOT_YET_CONVERTED = [
     "pages/4_Recovery.py",
-    "pages/5_Compare.py",
-    "pages/6_Your_model.py",
 ]
 # Streamlit calls whose positional text arguments the user sees.
 SHOWN = {

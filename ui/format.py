@@ -63,3 +63,26 @@ RESULT_COLUMNS = (
     "artifact_bytes dense_bytes ratio finetuned finite eval_images seconds created source "
     "base_hash has_artifact front_bytes front_params"
 ).split()
+
+
+def layer_columns() -> dict:
+    """The Layers tab's column names in the session's language."""
+    import streamlit as st
+
+    from .i18n import t
+
+    number = st.column_config.NumberColumn
+    return {
+        "layer": t("layers.layer"),
+        "type": t("layers.type"),
+        "shape": t("layers.shape"),
+        "params": number(t("layers.params"), format="localized"),
+        "nonzero": number(t("layers.nonzero"), format="localized"),
+        "sparsity": st.column_config.ProgressColumn(
+            t("layers.sparsity"), format="percent", min_value=0, max_value=1
+        ),
+        "bits": number(t("layers.bits")),
+        "bytes": number(t("layers.bytes"), format="localized"),
+        "encoding": t("layers.encoding"),
+        "skipped": t("layers.skipped"),
+    }

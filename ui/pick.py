@@ -43,7 +43,7 @@ def sidebar() -> Pick:
             t("pick.model"),
             MODELS.names(),
             key=view.seed("pick_model", view.get("model")),
-            format_func=lambda n: f"{n} — {MODELS[n].description}",
+            format_func=model_label,
             help=t("pick.model_help"),
         )
         epochs = st.number_input(
@@ -103,6 +103,11 @@ def baseline_caption(pick: Pick, base) -> str:
     if acc is None:
         return t("pick.baseline", model=pick.model, data=pick.dataset)
     return t("pick.baseline_acc", model=pick.model, data=pick.dataset, acc=percent(acc, 2))
+
+
+def model_label(name: str) -> str:
+    """'lenet5 — LeNet-5 …': the registry's name and its description (the model's own text)."""
+    return f"{name} — {MODELS[name].description}"
 
 
 def subset_label(subset: int) -> str:
