@@ -115,30 +115,33 @@ def start() -> None:
     one key at a time.
     """
     if "view" not in st.session_state:
-        query = st.query_params.to_dict()
-        view, problems = from_query(query)
-        if "lang" not in query:
-            view["lang"] = catalog.language(st.context.locale)
+        view, problems = from_query(st.query_params.to_dict(), st.context.locale)
         st.session_state.view = view
         st.session_state.view_problems = problems
         st.session_state.view_good_dataset = None
     publish()
 
 
-def from_query(query: dict[str, str]) -> tuple[dict, list[str]]:
-    """(view, problems) for a URL's query: defaults, overridden by every valid value."""
+def from_query(query: dict[str, str], locale: str | None = None) -> tuple[dict, list[str]]:
+    """(view, problems) for a URL's query: defaults, overridden by every valid value.
+
+    Without ``lang`` in the link the language follows ``locale`` (the browser's); the
+    problems are written in the view's language.
+    """
     view, problems = dict(DEFAULTS), []
+    view["lang"] = catalog.language(query.get("lang") or locale)
+    tr = lambda key, **fmt: catalog.text(view["lang"], key, **fmt)  # noqa: E731
     for name, text in query.items():
         field = BY_NAME.get(name)
         if field is None:
-            problems.append(f"The link's setting {name!r} is not known and was ignored.")
+            problems.append(tr("view.unknown", name=repr(name)))
             continue
         try:
             view[name] = field.parse(text)
         except ValueError as e:
+            default = field.text(field.default) or tr("view.none")
             problems.append(
-                f"The link's {name}={text[:40]!r} was not applied: it must be {e}. "
-                f"Using the default, {field.text(field.default) or 'none'}."
+                tr("view.invalid", setting=f"{name}={text[:40]!r}", allowed=e, default=default)
             )
     return view, problems
 
@@ -208,7 +211,8 @@ def dataset_missing(message: str, widget_key: str) -> None:
     previous = st.session_state.get("view_good_dataset") or DEFAULTS["dataset"]
     if previous == get("dataset"):
         previous = DEFAULTS["dataset"]
-    st.session_state.setdefault("view_problems", []).append(f"{message} Showing {previous}.")
+    showing = catalog.text(get("lang"), "view.showing", data=previous)
+    st.session_state.setdefault("view_problems", []).append(f"{message} {showing}")
     put("dataset", previous)
     st.session_state.pop(widget_key, None)
     st.rerun()
