@@ -47,19 +47,20 @@ def grid_form(p) -> dict | None:
     with st.form("sweep_form"):
         rates, bits = controls.grid_choices("sweep", GRID_RATES, GRID_BITS, st.columns(2))
         c, d, e = st.columns(3)
-        methods = c.multiselect(
-            t("sweep.methods"),
-            PRUNE_METHODS,
-            ["magnitude"],
-            key="sweep_methods",
-            format_func=controls.method_label,
+        lists = (
+            (
+                c,
+                "sweep.methods",
+                PRUNE_METHODS,
+                "magnitude",
+                "sweep_methods",
+                controls.method_label,
+            ),
+            (d, "sweep.quants", QUANT_METHODS, "uniform", "sweep_quants", controls.quant_label),
         )
-        quants = d.multiselect(
-            t("sweep.quants"),
-            QUANT_METHODS,
-            ["uniform"],
-            key="sweep_quants",
-            format_func=controls.quant_label,
+        methods, quants = (
+            where.multiselect(t(label), options, [first], key=key, format_func=name)
+            for where, label, options, first, key, name in lists
         )
         skip = e.toggle(t("ctl.skip"), True, key="sweep_skip")
         submitted = st.form_submit_button(t("sweep.run"), type="primary", key="sweep_submit")

@@ -10,8 +10,9 @@ import json
 import re
 
 import pytest
-from helpers import launch_chromium
-from test_browser import ARTIFACTS, CHROMIUM, _require_browser, server  # noqa: F401
+from helpers import CHROMIUM, launch_chromium
+from helpers import require_browser as _require_browser
+from test_browser import ARTIFACTS, server  # noqa: F401
 
 from compress_core.__main__ import main
 from compress_core.catalog import text
@@ -155,3 +156,49 @@ def test_learn_page_in_chinese_from_the_link_the_picker_and_the_browser_locale(s
     assert chinese_title == json.loads(json.dumps(chinese_title))  # plain text, not markup
     assert glyphs, "Chinese glyphs draw as empty boxes: install a CJK font (fonts-wqy-microhei)"
     assert "lang=zh" in url
+
+
+def test_explore_switches_to_chinese_and_stays_chinese_across_pages(server):  # noqa: F811
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    zh = lambda key: text("zh", key)  # noqa: E731
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)  # a fresh session in English
+            metric = page.get_by_test_id("stMetricLabel")
+            expect(metric.filter(has_text=text("en", "metric.size"))).to_be_visible(timeout=240_000)
+            page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+            page.get_by_role("option", name="简体中文").click()
+            expect(metric.filter(has_text=zh("metric.size"))).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(zh("ctl.rate"))).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("tab", name=zh("explore.tab_layers"))).to_be_visible()
+            page.wait_for_timeout(500)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "explore-zh.png"), full_page=True)
+            switched_url = page.url
+
+            nav = page.get_by_test_id("stSidebarNav")
+            nav.get_by_role("link", name=zh("nav.Sweep")).click()
+            heading = page.get_by_role("heading", name=zh("nav.Sweep"))
+            expect(heading).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(zh("sweep.run"))).to_be_visible(timeout=60_000)
+            sweep_url = page.url
+            nav.get_by_role("link", name=zh("nav.Explore")).click()
+            expect(metric.filter(has_text=zh("metric.accuracy"))).to_be_visible(timeout=120_000)
+            back_url = page.url
+
+            fresh = browser.new_context(locale="en-US").new_page()  # an English browser
+            fresh.goto(f"{server}/?lang=zh")  # a shared link with lang=zh
+            fresh_metric = fresh.get_by_test_id("stMetricLabel")
+            expect(fresh_metric.filter(has_text=zh("metric.size"))).to_be_visible(timeout=240_000)
+            expect(fresh.get_by_text(zh("explore.tagline"))).to_be_visible()
+        finally:
+            browser.close()
+    assert all("lang=zh" in u for u in (switched_url, sweep_url, back_url)), (
+        switched_url,
+        sweep_url,
+        back_url,
+    )
