@@ -90,23 +90,36 @@ def show_weights(r, p, config_key: str) -> None:
     st.caption(f"After: {distinct:,} distinct values, {int((after == 0).sum()):,} exact zeros.")
 
 
+FLIPS = {
+    "now wrong": "Now wrong — the baseline was right",
+    "now right": "Now right — the baseline was wrong",
+    "other": "Wrong before and after, a different wrong class",
+}
+
+
 def show_changes(r, data) -> None:
     if not r.changed:
         st.success("No test image changed its prediction.")
         return
     st.write(
-        f"**{len(r.changed)}** of {r.eval_images:,} test images changed their prediction "
-        f"(showing up to 24). Caption: true class — before → after."
+        f"{len(r.changed)} of {r.eval_images:,} test images changed their prediction. "
+        "Caption: true class — before → after."
     )
-    cols = st.columns(6)
-    shown = list(zip(r.changed, r.changed_from, r.changed_to, strict=True))[:24]
-    for i, (idx, old, new) in enumerate(shown):
-        true = data.classes[int(data.test_y[idx])]
-        cols[i % 6].image(
-            data.image("test", idx),
-            width=96,
-            caption=f"{true}: {data.classes[old]} → {data.classes[new]}",
-        )
+    groups = {kind: [] for kind in FLIPS}
+    for idx, old, new in zip(r.changed, r.changed_from, r.changed_to, strict=True):
+        true = int(data.test_y[idx])
+        kind = "now wrong" if old == true else "now right" if new == true else "other"
+        groups[kind].append((idx, true, old, new))
+    for kind, title in FLIPS.items():
+        if groups[kind]:
+            st.markdown(f"**{title}**: {len(groups[kind])} (showing up to 12)")
+            cols = st.columns(6)
+            for i, (idx, true, old, new) in enumerate(groups[kind][:12]):
+                cols[i % 6].image(
+                    data.image("test", idx),
+                    width=96,
+                    caption=f"{data.classes[true]}: {data.classes[old]} → {data.classes[new]}",
+                )
 
 
 def show_export(r, p, config_key: str) -> None:
@@ -154,17 +167,20 @@ def show_result(p, base, data, config) -> None:
     metrics.show(r)
     explain.selection(base, config, pick.baseline_caption(p, base))
     explain.show(r, config)
-    tabs = st.tabs(["Trade-off", "Layers", "Weights", "What changed", "History & export"])
-    with tabs[0]:
-        show_tradeoff(r, row["key"])
-    with tabs[1]:
-        show_layers(r)
-    with tabs[2]:
-        show_weights(r, p, row["key"])
-    with tabs[3]:
-        show_changes(r, data)
-    with tabs[4]:
-        show_export(r, p, row["key"])
+    shows = {
+        "Trade-off": lambda: show_tradeoff(r, row["key"]),
+        "Layers": lambda: show_layers(r),
+        "Weights": lambda: show_weights(r, p, row["key"]),
+        "What changed": lambda: show_changes(r, data),
+        "History & export": lambda: show_export(r, p, row["key"]),
+    }
+    # Only the open tab is drawn: with a class on one server, drawing five tabs per slider move
+    # (24 images, 4 charts) costs every session time it does not look at.
+    tabs = st.tabs(list(shows), key="explore_tab", on_change="rerun")
+    for tab, show in zip(tabs, shows.values(), strict=True):
+        if tab.open:
+            with tab:
+                show()
 
 
 def navigation():
