@@ -74,20 +74,30 @@ def show_weights(r, p, config_key: str) -> None:
     st.caption(t("weights.after", values=i18n.number(distinct), zeros=i18n.number(zeros)))
 
 
+FLIPS = ("now_wrong", "now_right", "other")  # how a changed prediction changed
+
+
 def show_changes(r, data) -> None:
     if not r.changed:
         st.success(t("changes.none"))
         return
     st.write(t("changes.count", n=i18n.number(len(r.changed)), of=i18n.number(r.eval_images)))
-    cols = st.columns(6)
-    shown = list(zip(r.changed, r.changed_from, r.changed_to, strict=True))[:24]
-    for i, (idx, old, new) in enumerate(shown):
-        true = data.classes[int(data.test_y[idx])]
-        cols[i % 6].image(
-            data.image("test", idx),
-            width=96,
-            caption=t("changes.caption", true=true, old=data.classes[old], new=data.classes[new]),
-        )
+    groups = {kind: [] for kind in FLIPS}
+    for idx, old, new in zip(r.changed, r.changed_from, r.changed_to, strict=True):
+        true = int(data.test_y[idx])
+        kind = "now_wrong" if old == true else "now_right" if new == true else "other"
+        groups[kind].append((idx, true, old, new))
+    for kind in FLIPS:
+        if groups[kind]:
+            st.markdown(t("changes.group", title=t(f"changes.{kind}"), n=len(groups[kind])))
+            cols = st.columns(6)
+            for i, (idx, true, old, new) in enumerate(groups[kind][:12]):
+                names = {"true": data.classes[true], "old": data.classes[old]}
+                cols[i % 6].image(
+                    data.image("test", idx),
+                    width=96,
+                    caption=t("changes.caption", **names, new=data.classes[new]),
+                )
 
 
 def show_export(r, p, config_key: str) -> None:
@@ -138,19 +148,21 @@ def show_result(p, base, data, config) -> None:
     metrics.show(r)
     explain.selection(base, config, pick.baseline_caption(p, base))
     explain.show(r, config)
-    names = ("tradeoff", "layers", "weights", "changes", "export")
-    tabs = st.tabs([t(f"explore.tab_{n}") for n in names])
-    with tabs[0]:
-        show_tradeoff(r, row["key"])
-    with tabs[1]:
-        show_layers(r)
-        error_table.show(*p.args, row["key"])
-    with tabs[2]:
-        show_weights(r, p, row["key"])
-    with tabs[3]:
-        show_changes(r, data)
-    with tabs[4]:
-        show_export(r, p, row["key"])
+    shows = {
+        "tradeoff": lambda: show_tradeoff(r, row["key"]),
+        "layers": lambda: (show_layers(r), error_table.show(*p.args, row["key"])),
+        "weights": lambda: show_weights(r, p, row["key"]),
+        "changes": lambda: show_changes(r, data),
+        "export": lambda: show_export(r, p, row["key"]),
+    }
+    # Only the open tab is drawn: with a class on one server, drawing five tabs per slider move
+    # (24 images, 4 charts) costs every session time it does not look at.
+    labels = [t(f"explore.tab_{name}") for name in shows]
+    tabs = st.tabs(labels, key="explore_tab", on_change="rerun")
+    for tab, show in zip(tabs, shows.values(), strict=True):
+        if tab.open:
+            with tab:
+                show()
 
 
 def navigation():

@@ -157,6 +157,7 @@ def test_the_view_round_trips_through_the_url_for_every_field():
 @pytest.mark.parametrize("rate", [5, 20])
 def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(at, digits_lenet, rate):
     base, data = digits_lenet
+    at.session_state["explore_tab"] = "Layers"
     at.slider(key="prune_rate").set_value(rate).run()
     expected = run_on(base, data, CompressionConfig(prune_rate=rate / 100, bits=4))
     notes = [c.value for c in at.caption if "A little pruning can make the file bigger" in c.value]
@@ -227,3 +228,30 @@ def test_training_a_new_baseline_in_the_page_then_moving_a_slider(digits_lenet):
     app.slider(key="prune_rate").set_value(80).run()  # the rerun hits the baseline cache
     assert not app.exception
     assert _metric(app, "Test accuracy").endswith("%")
+
+
+def test_the_flip_gallery_splits_now_wrong_from_now_right_as_the_engine_says(at, digits_lenet):
+    base, data = digits_lenet
+    at.session_state["explore_tab"] = "What changed"
+    at.slider(key="prune_rate").set_value(90).run()
+    at.select_slider(key="bits").set_value(2).run()
+    r = run_on(base, data, CompressionConfig(prune_rate=0.9, bits=2))
+    true = [int(data.test_y[i]) for i in r.changed]
+    wrong = sum(old == t for old, t in zip(r.changed_from, true, strict=True))
+    right = sum(new == t for new, t in zip(r.changed_to, true, strict=True))
+    assert wrong > 0  # 90 % at 2 bits breaks some predictions
+    shown = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("**")}
+    assert f"**: {wrong} (" in shown["Now wrong — the baseline was right"]
+    if right:
+        assert f"**: {right} (" in shown["Now right — the baseline was wrong"]
+
+
+def test_only_the_open_tab_is_drawn_and_each_tab_renders(at):
+    charts = {"Trade-off": 2, "Layers": 1, "Weights": 1, "What changed": 0, "History & export": 0}
+    for tab, count in [*list(charts.items())[1:], ("Trade-off", 2)]:
+        at.session_state["explore_tab"] = tab
+        at.run()
+        assert not at.exception, tab
+        assert len(at.get("plotly_chart")) == count, tab
+        # CSV, the compressed model and the HTML report
+        assert len(at.get("download_button")) == (3 if tab == "History & export" else 0)
