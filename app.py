@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from compress_core import catalog
+from compress_core.catalog import LANGUAGES
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from compress_core.report import run_report
@@ -158,11 +160,19 @@ def show_result(p, base, data, config) -> None:
     # Only the open tab is drawn: with a class on one server, drawing five tabs per slider move
     # (24 images, 4 charts) costs every session time it does not look at.
     labels = [t(f"explore.tab_{name}") for name in shows]
+    keep_open_tab("explore_tab", [f"explore.tab_{name}" for name in shows])
     tabs = st.tabs(labels, key="explore_tab", on_change="rerun")
     for tab, show in zip(tabs, shows.values(), strict=True):
         if tab.open:
             with tab:
                 show()
+
+
+def keep_open_tab(key: str, label_keys: list[str]) -> None:
+    """Tabs remember the open one by its label: after a language switch, the same tab's label."""
+    for label_key in label_keys:
+        if st.session_state.get(key) in {catalog.text(lang, label_key) for lang in LANGUAGES}:
+            st.session_state[key] = t(label_key)
 
 
 def navigation():

@@ -54,3 +54,14 @@ def test_every_page_opens_in_chinese_without_english_left(digits_lenet, page, ti
 
 def test_the_english_scan_would_see_an_english_label():
     assert text("en", "ctl.rate_help") in ENGLISH and text("zh", "ctl.rate_help") not in ENGLISH
+
+
+def test_switching_the_language_keeps_explore_on_the_open_tab(digits_lenet):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["explore_tab"] = text("en", "explore.tab_layers")
+    at.run()
+    at.selectbox(key="lang_picker").set_value("zh").run()
+    assert not at.exception
+    assert [tab.label for tab in at.tabs][1] == text("zh", "explore.tab_layers")
+    assert at.session_state["explore_tab"] == text("zh", "explore.tab_layers")
+    assert len(at.get("plotly_chart")) == 1  # the Layers tab's chart, nothing else drawn
