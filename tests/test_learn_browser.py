@@ -184,7 +184,7 @@ def test_explore_switches_to_chinese_and_stays_chinese_across_pages(server):  # 
             nav.get_by_role("link", name=zh("nav.Sweep")).click()
             heading = page.get_by_role("heading", name=zh("nav.Sweep"))
             expect(heading).to_be_visible(timeout=120_000)
-            expect(page.get_by_text(zh("sweep.run"))).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("button", name=zh("sweep.run"))).to_be_visible(timeout=60_000)
             sweep_url = page.url
             nav.get_by_role("link", name=zh("nav.Explore")).click()
             expect(metric.filter(has_text=zh("metric.accuracy"))).to_be_visible(timeout=120_000)
