@@ -184,7 +184,9 @@ def navigation():
         # the URL keeps the file's name ("Your_model"); only the title is translated
         name = path.stem.split("_", 1)[-1]
         pages.append(st.Page(f"pages/{path.name}", title=t(f"nav.{name}"), url_path=name))
-    return st.navigation(pages)
+    page = st.navigation(pages)
+    view.enter_page(page.url_path)
+    return page
 
 
 navigation().run()

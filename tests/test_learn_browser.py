@@ -197,6 +197,7 @@ def test_explore_switches_to_chinese_and_stays_chinese_across_pages(server):  # 
             expect(fresh.get_by_text(zh("explore.tagline"))).to_be_visible()
         finally:
             browser.close()
+    assert "model=mlp" not in back_url  # the sidebar kept the model too (not its first option)
     assert all("lang=zh" in u for u in (switched_url, sweep_url, back_url)), (
         switched_url,
         sweep_url,

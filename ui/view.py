@@ -178,9 +178,23 @@ def put(name: str, value: Any) -> None:
 
 def seed(key: str, value: Any) -> str:
     """A widget's key, its state restored to ``value`` when Streamlit dropped it."""
+    st.session_state.setdefault("view_widgets", set()).add(key)
     if key not in st.session_state:
         st.session_state[key] = value
     return key
+
+
+def enter_page(name: str) -> None:
+    """Before a page runs: on a page change, reseed every view widget from the view.
+
+    A widget drawn on two pages keeps its state under the old page's widget id, so the
+    new page's widget would fall back to its first option (English, the first model) and
+    write that back to the view. Dropping the keys lets ``seed`` restore them.
+    """
+    if st.session_state.get("view_page", name) != name:
+        for key in st.session_state.get("view_widgets", ()):
+            st.session_state.pop(key, None)
+    st.session_state.view_page = name
 
 
 def config() -> cfg.CompressionConfig:
