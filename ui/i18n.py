@@ -52,5 +52,6 @@ def language_picker() -> str:
     )
     if chosen != current:
         view.put("lang", chosen)
+        view.reseed()
         st.rerun()  # texts drawn above the picker (the navigation) were in the old language
     return chosen

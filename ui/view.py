@@ -192,9 +192,15 @@ def enter_page(name: str) -> None:
     write that back to the view. Dropping the keys lets ``seed`` restore them.
     """
     if st.session_state.get("view_page", name) != name:
-        for key in st.session_state.get("view_widgets", ()):
-            st.session_state.pop(key, None)
+        reseed()
     st.session_state.view_page = name
+
+
+def reseed() -> None:
+    """Drop the view widgets' states so ``seed`` redraws them from the view (a page change;
+    a language switch, after which a select box would still show its option in the old one)."""
+    for key in st.session_state.get("view_widgets", ()):
+        st.session_state.pop(key, None)
 
 
 def config() -> cfg.CompressionConfig:
