@@ -24,13 +24,13 @@ from compress_core.io.upload import (
     SAVE_WEIGHTS_HOWTO,
     UploadError,
 )
-from ui import cache, controls, i18n, metrics, pick, view
+from ui import cache, controls, i18n, metrics, pick
 from ui.format import human_bytes, layer_columns
 from ui.i18n import number, percent, t
 
 st.set_page_config(page_title="Slimscope · Your model", page_icon="✂️", layout="wide")
 
-BUILT_IN, FOLDER = "builtin", "folder"
+BUILT_IN, FOLDER = "a built-in data set", "an image folder on this server"  # the radio's values
 
 
 def pick_data() -> str:
@@ -43,7 +43,7 @@ def pick_data() -> str:
             [BUILT_IN, FOLDER],
             key="byo_kind",
             horizontal=True,
-            format_func=lambda k: t(f"byo.kind_{k}"),
+            format_func=lambda k: t("byo.kind_builtin" if k == BUILT_IN else "byo.kind_folder"),
         )
     if kind == BUILT_IN:
         names = [n for n in DATASETS.names() if not n.startswith("folder:")]
@@ -81,7 +81,7 @@ def show_report(report) -> None:
     st.success(
         t(
             "byo.fits",
-            file=view.plain(report.filename),  # the user's text, never markup
+            file=report.filename,
             arch=report.architecture,
             data=report.dataset,
             params=number(report.params),
@@ -125,7 +125,7 @@ def main() -> None:
         dataset = pick_data()
         shape = pick_shape(arch, dataset)
     except DatasetUnavailable as e:
-        st.error(view.plain(e))
+        st.error(str(e))
         st.stop()
     upload = st.file_uploader(
         t("byo.weights"),
@@ -137,23 +137,21 @@ def main() -> None:
         st.stop()
     if upload.size > MAX_UPLOAD_BYTES:  # before reading a byte of it
         size = f"{upload.size / 2**20:.1f}"
-        st.error(
-            t("byo.too_big", file=view.plain(upload.name), size=size, mib=MAX_UPLOAD_BYTES >> 20)
-        )
+        st.error(t("byo.too_big", file=upload.name, size=size, mib=MAX_UPLOAD_BYTES >> 20))
         st.stop()
     blob = upload.getvalue()
     args = (hashlib.sha256(blob).hexdigest(), upload.name, arch, dataset, shape)
     try:
         _, _, report = cache.user_model(*args, _blob=blob)
     except (UploadError, DatasetUnavailable) as e:
-        st.error(view.plain(e))
+        st.error(str(e))
         st.stop()
     show_report(report)
     try:
         config = controls.controls()
         r = cache.user_result(*args, config.key(), None, _blob=blob)
     except (ConfigError, CompressionError) as e:
-        st.error(t("explore.cannot_apply", error=view.plain(e)))
+        st.error(t("explore.cannot_apply", error=e))
         st.stop()
     show_result(r)
     if not r.finite:

@@ -92,7 +92,9 @@ def test_explore_layers_tab_shows_the_error_table_with_the_worst_layer_marked(di
     from compress_core.eval.errors import calibration_batch
 
     app = Path(__file__).resolve().parent.parent / "app.py"
-    at = AppTest.from_file(str(app), default_timeout=300).run()
+    at = AppTest.from_file(str(app), default_timeout=300)
+    at.session_state["explore_tab"] = text("en", "explore.tab_layers")  # only the open tab draws
+    at.run()
     assert not at.exception
     column = text("en", "errors.output_sqnr_db")
     shown = next(d.value for d in at.dataframe if column in d.value.columns)
