@@ -23,8 +23,9 @@ def notes(r, config) -> list[str]:
     out = []
     if config.quantized and config.quant != "kmeans" and r.nonzero_params < r.baseline_params:
         out.append(
-            "Non-zero parameters can fall when only the bits change: a uniform grid has a "
-            "level at (or next to) zero, and weights closer to it than half a step become 0."
+            "Non-zero parameters can fall when only the bits change: the quantizer's grid has "
+            "a level at zero, and weights closer to it than half a step become 0 too (fewer "
+            "bits, wider steps, more zeros)."
         )
     if 0 < config.prune_rate <= 0.3:
         out.append(
