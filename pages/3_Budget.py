@@ -92,8 +92,8 @@ def budget_form(p) -> dict | None:
 def search(p, req: dict):
     """The cached search; on a miss, a progress bar and a Stop button while it runs."""
     box = st.status("Searching …", expanded=True)
-    stop = box.button("Stop", key="budget_stop", help="Interrupts the search; nothing is kept.")
-    del stop  # pressing it reruns the page, which interrupts the running search
+    stop = box.empty()  # pressing Stop reruns the page, which interrupts the running search
+    stop.button("Stop", key="budget_stop", help="Interrupts the search; nothing is kept.")
     bar = box.progress(0.0)
 
     def progress(u: BudgetProgress) -> None:
@@ -101,6 +101,7 @@ def search(p, req: dict):
 
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     result = cache.budget(*p.args, *args, _progress=cache.outside_cache(progress))
+    stop.empty()  # nothing runs any more
     box.update(label=f"Searched {len(result.tried)} models", state="complete", expanded=False)
     return result
 

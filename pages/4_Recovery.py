@@ -60,7 +60,10 @@ def run_job(label: str, job, key: str) -> bool:
     Stop reruns the page, which interrupts the job at its next progress update; the
     engine writes a run to its cache only once it has finished, so nothing is kept.
     """
-    st.button("⏹ Stop", key=f"{key}_stop", on_click=_stopped, help="Nothing half-trained is kept.")
+    stop = st.empty()  # only while the job runs
+    stop.button(
+        "⏹ Stop", key=f"{key}_stop", on_click=_stopped, help="Nothing half-trained is kept."
+    )
     box = st.status(label, expanded=True)
     bar = box.progress(0.0)
 
@@ -78,6 +81,8 @@ def run_job(label: str, job, key: str) -> bool:
     except TrainingCancelled as e:
         box.update(label=f"Stopped: {e}", state="error")
         return False
+    finally:
+        stop.empty()
     box.update(label=f"{label}: done", state="complete", expanded=False)
     return True
 
