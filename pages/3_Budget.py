@@ -113,8 +113,8 @@ def budget_form(p) -> dict | None:
 def search(p, req: dict):
     """The cached search; on a miss, a progress bar and a Stop button while it runs."""
     box = st.status(t("budget.searching"), expanded=True)
-    stop = box.button(t("run.stop"), key="budget_stop", help=t("budget.stop_help"))
-    del stop  # pressing it reruns the page, which interrupts the running search
+    stop = box.empty()  # pressing Stop reruns the page, which interrupts the running search
+    stop.button(t("run.stop"), key="budget_stop", help=t("budget.stop_help"))
     bar = box.progress(0.0)
 
     def progress(u: BudgetProgress) -> None:
@@ -126,6 +126,7 @@ def search(p, req: dict):
 
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     result = cache.budget(*p.args, *args, _progress=cache.outside_cache(progress))
+    stop.empty()  # nothing runs any more
     box.update(label=t("budget.searched", n=len(result.tried)), state="complete", expanded=False)
     return result
 

@@ -66,7 +66,8 @@ def run_job(label: str, job, key: str) -> bool:
     Stop reruns the page, which interrupts the job at its next progress update; the
     engine writes a run to its cache only once it has finished, so nothing is kept.
     """
-    st.button(t("rec.stop"), key=f"{key}_stop", on_click=_stopped, help=t("rec.stop_help"))
+    stop = st.empty()  # only while the job runs
+    stop.button(t("rec.stop"), key=f"{key}_stop", on_click=_stopped, help=t("rec.stop_help"))
     box = st.status(label, expanded=True)
     bar = box.progress(0.0)
 
@@ -89,6 +90,8 @@ def run_job(label: str, job, key: str) -> bool:
     except TrainingCancelled as e:
         box.update(label=t("rec.stopped", error=e), state="error")
         return False
+    finally:
+        stop.empty()
     box.update(label=t("rec.done", label=label), state="complete", expanded=False)
     return True
 

@@ -143,3 +143,24 @@ def test_first_use_training_shows_a_progress_bar_with_epoch_and_time_left(browse
             settled(page)
             expect(page.get_by_test_id("stProgress")).to_have_count(0)
             page.close()
+
+
+def test_at_phone_width_every_tab_is_reachable_and_the_toolbar_covers_no_chart(server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(server)
+    settled(page)
+    for name in ("History & export", "What changed", "Weights", "Layers", "Trade-off"):
+        tab = page.get_by_role("tab", name=name)
+        tab.scroll_into_view_if_needed()
+        tab.click()
+        expect(tab).to_have_attribute("aria-selected", "true", timeout=WAIT)
+        settled(page)
+    plot = page.locator(".js-plotly-plot").first
+    expect(plot).to_be_visible(timeout=WAIT)
+    plot.hover()
+    bar, area = plot.locator(".modebar").bounding_box(), plot.locator(".nsewdrag").bounding_box()
+    assert bar["y"] + bar["height"] <= area["y"] + 1  # the toolbar sits above the data
+    page.screenshot(path=str(ARTIFACTS / "explore-390px.png"), full_page=True)
+    page.close()

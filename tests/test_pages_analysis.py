@@ -106,6 +106,7 @@ def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet
     at.button(key="budget_submit").click().run()
     assert not at.exception and not at.error
     assert any("Smallest model found" in s.value for s in at.success)
+    assert not [b for b in at.button if b.label == "Stop"]  # the search is done: no Stop
     uniform = next(i.value for i in at.info if "Best uniform setting meeting δ" in i.value)
     saved = float(re.search(r"\*\*(-?[\d.]+)%\*\* smaller", uniform).group(1))
     assert saved >= 0.0  # never larger than the best uniform setting

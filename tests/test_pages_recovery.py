@@ -70,6 +70,7 @@ def test_a_stopped_run_keeps_nothing_and_the_page_stays_usable(at, digits_lenet,
     at.button(key="rec_run").click().run()
     assert not at.exception
     assert any(s.label.startswith("Stopped") for s in at.get("status"))
+    assert not [b for b in at.button if "Stop" in b.label]  # nothing runs: no Stop button
     config, ft = CompressionConfig(prune_rate=0.7, bits=4), FinetuneConfig(epochs=3)
     path = finetuned_path(base, data, config, ft)
     assert not path.exists() and not list(path.parent.glob(".slim-*"))  # nor a temp file
