@@ -107,7 +107,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--act-bits", type=int, default=32, help="activation bits (32 = float)")
     p.add_argument("--act-calibration", default="minmax", choices=CALIBRATIONS)
     p.add_argument(
-        "--all-layers", action="store_true", help="also compress the first and last layer"
+        "--all-layers",
+        action="store_true",
+        help="also compress a small first and last layer (kept by default)",
     )
     p.add_argument(
         "--huffman", action="store_true", help="entropy-code the artifact (Huffman, ANS)"
@@ -289,6 +291,7 @@ def _baseline(args):
 
 def cmd_run(args) -> int:
     from .core.pipeline import calibration_for, evaluate_compressed
+    from .eval.errors import calibration_batch, layer_errors, to_records
     from .format.artifact import export
 
     config = CompressionConfig(prune_rate=args.prune, bits=args.bits, **_common_config(args))
@@ -302,10 +305,16 @@ def cmd_run(args) -> int:
     _write(args.export, blob)
     _remember(args, result, blob)
     latency = _ship(args, compressed, data)
+    errors = layer_errors(base, compressed, calibration_batch(data))
+    if args.report:
+        from .report import run_report, write
+
+        write(args.report, run_report(args.lang, result, errors))
     if args.json:
         out = result.to_dict()
         for k in ("changed", "changed_from", "changed_to"):
             out.pop(k)
+        out["layer_errors"] = to_records(errors)
         print(json.dumps(dict(out, latency=latency) if latency else out, indent=2))
         return 0
     print(f"{result.model} on {result.dataset}: {result.label}")
@@ -529,6 +538,11 @@ def cmd_sweep(args) -> int:
         else:
             results = sweep(base, data, configs, args.subset, on_result=show, executor=ex)
     frame = pd.DataFrame([r.to_row() for r in results])
+    if args.report:
+        from .report import sweep_report, write
+
+        common = CompressionConfig(**_common_config(args)).to_dict()
+        write(args.report, sweep_report(args.lang, args.model, args.data, frame, common))
     if args.out:
         _write(args.out, frame.to_csv(index=False).encode())
         print(f"wrote {len(frame)} rows to {args.out}")
@@ -617,6 +631,10 @@ def cmd_budget(args) -> int:
         base, data = _baseline(args)
         grid = (args.rates, args.bits, args.subset, args.max_evals)
         r = search(base, data, budget, common, *grid, show, executor=ex)
+    if args.report:
+        from .report import budget_report, write
+
+        write(args.report, budget_report(args.lang, args.model, args.data, r))
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0 if r.met else 1
@@ -685,7 +703,15 @@ def _add_analysis(sub) -> None:
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")
     _add_executor(b)
+    _add_report(b)
     b.set_defaults(func=cmd_budget)
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from .catalog import LANGUAGES
+
+    p.add_argument("--report", help="also write a self-contained HTML report to this file")
+    p.add_argument("--lang", default="en", choices=list(LANGUAGES), help="the report's language")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -705,6 +731,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_finetune(r)
     _add_ship(r)
+    _add_report(r)
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("sweep", help="run a grid of pruning rates x bit widths")
     _add_common(s)
@@ -713,6 +740,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write the results table as CSV")
     _add_finetune(s)
     _add_executor(s)
+    _add_report(s)
     s.set_defaults(func=cmd_sweep)
     _add_analysis(sub)
     _add_deep_compression(sub)

@@ -16,8 +16,11 @@ from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES, method_grid
 from compress_core.core.config import PRUNE_METHODS, QUANT_METHODS, ConfigError
 from compress_core.core.pipeline import CompressionError
-from ui import charts, controls, pick, remote, ship
-from ui.format import human_bytes
+from compress_core.report import sweep_report
+from ui import charts, controls, i18n, pick, remote, ship
+from ui.format import human_bytes, result_columns
+from ui.i18n import t
+from ui.report import download_html
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Sweep", page_icon="✂️", layout="wide")
@@ -45,22 +48,33 @@ def grid_form(p) -> dict | None:
     with st.form("sweep_form"):
         rates, bits = controls.grid_choices("sweep", GRID_RATES, GRID_BITS, st.columns(2))
         c, d, e = st.columns(3)
-        methods = c.multiselect(
-            "Pruning methods", PRUNE_METHODS, ["magnitude"], key="sweep_methods"
+        lists = (
+            (
+                c,
+                "sweep.methods",
+                PRUNE_METHODS,
+                "magnitude",
+                "sweep_methods",
+                controls.method_label,
+            ),
+            (d, "sweep.quants", QUANT_METHODS, "uniform", "sweep_quants", controls.quant_label),
         )
-        quants = d.multiselect("Quantizers", QUANT_METHODS, ["uniform"], key="sweep_quants")
-        skip = e.toggle("Keep first and last layer intact", True, key="sweep_skip")
-        submitted = st.form_submit_button("Run sweep", type="primary", key="sweep_submit")
+        methods, quants = (
+            where.multiselect(t(label), options, [first], key=key, format_func=name)
+            for where, label, options, first, key, name in lists
+        )
+        skip = e.toggle(t("ctl.skip"), True, key="sweep_skip")
+        submitted = st.form_submit_button(t("sweep.run"), type="primary", key="sweep_submit")
     if not submitted:
         return None
     if not (rates and bits and methods and quants):
-        st.warning("Choose at least one rate, one bit width, one pruning method and one quantizer.")
+        st.warning(t("sweep.choose"))
         return None
     configs = method_grid(
         sorted(r / 100 for r in rates), sorted(bits), methods, quants, skip_first_last=skip
     )
     if len(configs) > MAX_POINTS:
-        st.warning(f"{len(configs)} points is too many; keep it under {MAX_POINTS}.")
+        st.warning(t("sweep.too_many", n=len(configs), max=MAX_POINTS))
         return None
     return {"pick": (*p.args, p.subset), "keys": [c.key() for c in configs], "finished": False}
 
@@ -69,8 +83,8 @@ def run(p, job: dict) -> None:
     """Compute the job's points, showing each as it lands (in any order); Stop keeps them."""
     points = st.session_state.sweep_points
     stop = st.empty()  # cleared when the run ends
-    stop.button("Stop", key="sweep_stop", help="Stop after the current point; finished ones stay.")
-    bar = st.progress(0.0, text="starting …")
+    stop.button(t("run.stop"), key="sweep_stop", help=t("run.stop_help"))
+    bar = st.progress(0.0, text=t("run.starting"))
     live = st.empty()
     total, drawn, landed = len(job["keys"]), 0.0, []
 
@@ -78,13 +92,20 @@ def run(p, job: dict) -> None:
         nonlocal drawn
         landed.append(i)
         if isinstance(r, (ConfigError, CompressionError)):
-            st.warning(f"Skipped a setting that cannot be applied: {plain(r)}")
+            st.warning(t("sweep.skipped", error=plain(r)))
             return
         points[(*job["pick"], job["keys"][i])] = r.to_row()
         n = len(landed)
         bar.progress(
             n / total,
-            text=f"{n}/{total} · {r.label}: {r.accuracy:.2%}, {human_bytes(r.artifact_bytes)}",
+            text=t(
+                "sweep.progress",
+                i=n,
+                total=total,
+                label=r.label,
+                acc=i18n.percent(r.accuracy, 2),
+                size=human_bytes(r.artifact_bytes),
+            ),
         )
         if time.monotonic() - drawn > LIVE_SECONDS or n == total:  # cached points fly by
             base = (r.dense_bytes, r.baseline_accuracy)
@@ -113,17 +134,18 @@ def job_frame(job: dict) -> pd.DataFrame:
 def show(frame: pd.DataFrame, job: dict, base) -> None:
     total = len(job["keys"])
     if not job["finished"]:
-        st.warning(f"Stopped: {len(frame)} of {total} points finished and are kept below.")
+        st.warning(t("run.stopped", n=len(frame), total=total))
     if not len(frame):
-        st.info("No point finished yet. Press **Run sweep**.")
+        st.info(t("sweep.none_yet"))
         return
     params = sum(p.numel() for p in base.parameters())
     acc = float((frame["accuracy"] - frame["delta_pp"] / 100).iloc[0])  # the baseline's
     a, b, c = st.columns(3)
-    a.metric("Points", f"{len(frame)} of {total}")
-    b.metric("On the Pareto front (bytes)", int(frame["front_bytes"].sum()))
+    a.metric(t("sweep.points"), t("sweep.n_of", n=len(frame), total=total))
+    b.metric(t("sweep.on_front"), int(frame["front_bytes"].sum()))
     best = frame.loc[frame["accuracy"].idxmax()]
-    c.metric("Best accuracy", f"{best['accuracy']:.2%}", f"{best['delta_pp']:+.2f} pp")
+    pp = t("num.pp", value=f"{best['delta_pp']:+.2f}")
+    c.metric(t("sweep.best"), i18n.percent(best["accuracy"], 2), pp)
     left, right = st.columns(2)
     left.plotly_chart(
         charts.sweep_figure(frame, "artifact_bytes", (4 * params, acc)), key="sweep_plot_bytes"
@@ -131,9 +153,7 @@ def show(frame: pd.DataFrame, job: dict, base) -> None:
     right.plotly_chart(
         charts.sweep_figure(frame, "nonzero_params", (params, acc)), key="sweep_plot_params"
     )
-    st.caption(
-        "Ringed points are on the Pareto front: no other point is both smaller and more accurate."
-    )
+    st.caption(t("sweep.ringed"))
     show_heatmap(frame)
     show_table(frame)
 
@@ -143,13 +163,16 @@ def show_heatmap(frame: pd.DataFrame) -> None:
     pairs = sorted(frame["methods"].unique())
     a, b = st.columns(2)
     pair = (
-        a.selectbox("Heatmap of", pairs, key="sweep_heat_methods") if len(pairs) > 1 else pairs[0]
+        a.selectbox(t("sweep.heatmap_of"), pairs, key="sweep_heat_methods")
+        if len(pairs) > 1
+        else pairs[0]
     )
     value = b.radio(
-        "Value",
+        t("sweep.value"),
         ["accuracy", "artifact_bytes", "nonzero_params"],
         horizontal=True,
         key="sweep_heat_value",
+        format_func=lambda v: t(f"sweep.value_{v}"),
     )
     st.plotly_chart(
         charts.heatmap_figure(frame[frame["methods"] == pair], value), key="sweep_heatmap"
@@ -161,28 +184,26 @@ def show_table(frame: pd.DataFrame) -> None:
         frame[TABLE],
         hide_index=True,
         key="sweep_table",
-        column_config={
-            "accuracy": st.column_config.NumberColumn(format="percent"),
-            "prune_rate": st.column_config.NumberColumn(format="percent"),
-            "ratio": st.column_config.NumberColumn(format="%.1f×"),
-        },
+        column_config=result_columns(),
     )
     st.download_button(
-        "Download all points (CSV)",
+        t("run.csv"),
         frame.to_csv(index=False),
         "slimscope-sweep.csv",
         "text/csv",
         key="sweep_csv",
         on_click="ignore",  # no rerun: the served file stays while it downloads
     )
+    model, dataset = frame["model"].iloc[0], frame["dataset"].iloc[0]
+    common = {"skip_first_last": bool(frame["skip_first_last"].iloc[0])}
+    report = lambda lang: sweep_report(lang, model, dataset, frame, common)  # noqa: E731
+    download_html(report, "slimscope-sweep", "sweep_report")
 
 
 def main() -> None:
-    st.title("Sweep")
-    st.caption(
-        "Every combination of pruning rate and bit width: which settings give the best "
-        "accuracy for their size? Click a column header in the table to sort."
-    )
+    i18n.language_picker()
+    st.title(t("nav.Sweep"))
+    st.caption(t("sweep.caption"))
     if "sweep_points" not in st.session_state:
         st.session_state.sweep_points = {}
     p = pick.sidebar()
@@ -194,9 +215,7 @@ def main() -> None:
         run(p, job)
     job = st.session_state.get("sweep_job")
     if job is None or job["pick"] != (*p.args, p.subset):
-        st.info(
-            "Choose the grid and press **Run sweep**. Points already computed come back at once."
-        )
+        st.info(t("sweep.start"))
         return
     show(job_frame(job), job, base)
     ship.latency_tradeoff(job_frame(job), p, "sweep")

@@ -29,43 +29,53 @@ from compress_core.core.config import (
 )
 from compress_core.core.layers import weight_layers
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from ui import cache, charts, controls, i18n, pick
+from ui.i18n import t
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Sensitivity", page_icon="✂️", layout="wide")
 
-SPLIT_NAMES = {"val": "validation split", "test": "test split"}
+SPLITS = ("val", "test")
+
+
+def split_name(split: str) -> str:
+    return t(f"sens.split_{split}")
 
 
 def analysis_form(p, layers: list[str]) -> dict | None:
     """Layers, settings and methods; returns the job to run when submitted."""
     with st.form("sens_form"):
         chosen = st.multiselect(
-            "Layers", layers, default=layers, key="sens_layers", help="Each is analysed alone."
+            t("sens.layers"), layers, default=layers, key="sens_layers", help=t("sens.layers_help")
         )
         rates, bits = controls.grid_choices("sens", SENS_RATES, SENS_BITS, st.columns(2))
         c, d, e, f = st.columns(4)
-        method = c.selectbox("Pruning method", PRUNE_METHODS, key="sens_method")
-        quant = d.selectbox("Quantizer", QUANT_METHODS, key="sens_quant")
+        method = c.selectbox(
+            t("ctl.method"), PRUNE_METHODS, key="sens_method", format_func=controls.method_label
+        )
+        quant = d.selectbox(
+            t("ctl.quant"), QUANT_METHODS, key="sens_quant", format_func=controls.quant_label
+        )
         gran = e.radio(
-            "Granularity",
+            t("ctl.granularity"),
             GRANULARITIES,
             GRANULARITIES.index("per_channel"),
             key="sens_granularity",
             horizontal=True,
+            format_func=lambda g: t(f"granularity.{g}"),
         )
         split = f.radio(
-            "Evaluate on",
-            list(SPLIT_NAMES),
+            t("sens.split"),
+            SPLITS,
             key="sens_split",
-            format_func=SPLIT_NAMES.get,
-            help="Decide on the validation split; keep the test split for reporting.",
+            format_func=split_name,
+            help=t("sens.split_help"),
         )
-        submitted = st.form_submit_button("Analyse", type="primary", key="sens_submit")
+        submitted = st.form_submit_button(t("sens.analyse"), type="primary", key="sens_submit")
     if not submitted:
         return None
     if not (chosen and rates and bits):
-        st.warning("Choose at least one layer, one rate and one bit width.")
+        st.warning(t("sens.choose"))
         return None
     common = CompressionConfig(prune_method=method, quant=quant, granularity=gran)
     return {
@@ -89,17 +99,17 @@ def run(p, base, job: dict) -> None:
     """Compute the points one by one with a progress bar; Stop keeps the finished ones."""
     points = st.session_state.sens_points
     stop = st.empty()  # cleared when the run ends
-    stop.button("Stop", key="sens_stop", help="Stop after the current point; finished ones stay.")
-    bar = st.progress(0.0, text="starting …")
+    stop.button(t("run.stop"), key="sens_stop", help=t("run.stop_help"))
+    bar = st.progress(0.0, text=t("run.starting"))
     work = todo(base, job)
     for i, (layer, kind, key) in enumerate(work):
         point = cache.sensitivity_point(*p.args, layer, kind, key, job["split"], p.subset)
         points[(*job["pick"], layer, kind, key, job["split"])] = point
-        setting = f"{point.prune_rate:.0%} pruned" if kind == "prune" else f"{point.bits}-bit"
-        bar.progress(
-            (i + 1) / len(work),
-            text=f"{i + 1}/{len(work)} · {layer} {setting}: {point.delta_pp:+.2f} pp",
-        )
+        rate = t("sens.pruned", rate=i18n.percent(point.prune_rate, 0))
+        setting = rate if kind == "prune" else t("ctl.n_bit", bits=point.bits)
+        change = t("num.pp", value=f"{point.delta_pp:+.2f}")
+        text = t("sens.progress", i=i + 1, n=len(work), layer=layer, setting=setting, pp=change)
+        bar.progress((i + 1) / len(work), text=text)
     bar.empty()
     stop.empty()
     job["finished"] = True
@@ -113,48 +123,50 @@ def job_points(base, job: dict) -> list[Point]:
 
 def show(points: list[Point], job: dict, total: int) -> None:
     if not job["finished"]:
-        st.warning(f"Stopped: {len(points)} of {total} points finished and are kept below.")
+        st.warning(t("run.stopped", n=len(points), total=total))
     if not points:
-        st.info("No point finished yet. Press **Analyse**.")
+        st.info(t("sens.none_yet"))
         return
     frame = pd.DataFrame([pt.to_row() for pt in points])
     left, right = st.columns(2)
-    left.subheader("Pruning one layer")
+    left.subheader(t("sens.prune_one"))
     left.plotly_chart(charts.sensitivity_figure(frame, "prune"), key="sens_plot_prune")
-    right.subheader("Quantizing one layer")
+    right.subheader(t("sens.quant_one"))
     right.plotly_chart(charts.sensitivity_figure(frame, "quantize"), key="sens_plot_quant")
-    st.subheader("Which layers can take the most compression")
+    st.subheader(t("sens.which"))
     tol = st.slider(
-        "Accuracy drop allowed per layer (pp)",
+        t("sens.tolerance"),
         0.0,
         10.0,
         1.0,
         0.1,
         key="sens_tolerance",
-        help="A layer 'takes' a setting while its accuracy stays within this of the baseline.",
+        help=t("sens.tolerance_help"),
     )
     ranked = pd.DataFrame(rank_layers(points, tol)).set_index("rank")
     st.dataframe(
         ranked,
         key="sens_rank",
         column_config={
-            "max_rate": st.column_config.NumberColumn("max rate", format="percent"),
-            "min_bits": st.column_config.NumberColumn("min bits"),
+            "_index": t("sens.col_rank"),
+            "layer": t("layers.layer"),
+            "params": st.column_config.NumberColumn(t("layers.params"), format="localized"),
+            "worst_prune_pp": t("sens.col_worst_prune"),
+            "worst_quant_pp": t("sens.col_worst_quant"),
+            "mean_drop_pp": t("sens.col_mean_drop"),
+            "max_rate": st.column_config.NumberColumn(t("sens.col_max_rate"), format="percent"),
+            "min_bits": st.column_config.NumberColumn(t("sens.col_min_bits")),
             "share_of_weights": st.column_config.ProgressColumn(
-                "share of weights", format="percent", min_value=0, max_value=1
+                t("sens.col_share"), format="percent", min_value=0, max_value=1
             ),
         },
     )
     fixed = ranked.loc[ranked["max_rate"].isna(), "layer"].tolist()
     if fixed:
-        st.caption(f"Not prunable with this method (its outputs are the classes): {fixed}.")
-    st.caption(
-        f"On the {SPLIT_NAMES[job['split']]}. max rate: the highest rate before accuracy first "
-        "falls more than the allowed drop; min bits likewise. Big layers that take high rates "
-        "and few bits are where compression pays."
-    )
+        st.caption(t("sens.fixed", layers=", ".join(fixed)))
+    st.caption(t("sens.ranked_help", split=split_name(job["split"])))
     st.download_button(
-        "Download all points (CSV)",
+        t("run.csv"),
         frame.to_csv(index=False),
         "slimscope-sensitivity.csv",
         "text/csv",
@@ -164,11 +176,9 @@ def show(points: list[Point], job: dict, total: int) -> None:
 
 
 def main() -> None:
-    st.title("Layer sensitivity")
-    st.caption(
-        "Prune or quantize one layer at a time, the rest untouched: which layers are fragile, "
-        "and which can take the most compression?"
-    )
+    i18n.language_picker()
+    st.title(t("sens.title"))
+    st.caption(t("sens.caption"))
     if "sens_points" not in st.session_state:
         st.session_state.sens_points = {}
     p = pick.sidebar()
@@ -180,11 +190,11 @@ def main() -> None:
             run(p, base, job)
         job = st.session_state.get("sens_job")
         if job is None or job["pick"] != (*p.args, p.subset):
-            st.info("Choose layers and settings and press **Analyse**.")
+            st.info(t("sens.start"))
             return
         show(job_points(base, job), job, len(todo(base, job)))
     except (ConfigError, CompressionError) as e:
-        st.error(f"This analysis cannot be run: {plain(e)}")
+        st.error(t("sens.cannot_run", error=plain(e)))
 
 
 main()

@@ -23,58 +23,79 @@ from compress_core.core.config import (
     ConfigError,
 )
 from compress_core.core.pipeline import CompressionError
-from ui import cache, charts, controls, pick
+from compress_core.report import budget_report
+from ui import cache, charts, controls, i18n, metrics, pick
 from ui.format import human_bytes
+from ui.i18n import percent, t
+from ui.report import download_html
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Budget", page_icon="✂️", layout="wide")
 
-GOALS = {"drop": "at most X pp below the baseline", "absolute": "an absolute accuracy"}
+GOALS = ("drop", "absolute")
+
+
+def objective_name(objective: str) -> str:
+    """'compressed bytes' or 'non-zero parameters' (``OBJECTIVES``' keys), translated."""
+    return t(f"budget.objective_{objective}")
 
 
 def budget_form(p) -> dict | None:
     """delta, the objective and the search space; returns the request when submitted."""
     with st.form("budget_form"):
         a, b, c = st.columns(3)
-        goal = a.radio("Keep", list(GOALS), key="budget_goal", format_func=GOALS.get)
+        goal = a.radio(
+            t("budget.keep"), GOALS, key="budget_goal", format_func=lambda g: t(f"budget.goal_{g}")
+        )
         drop = b.number_input(
-            "Allowed drop (pp)", 0.0, 100.0, 1.0, 0.1, key="budget_drop", help="Used for 'at most'."
+            t("budget.drop"), 0.0, 100.0, 1.0, 0.1, key="budget_drop", help=t("budget.drop_help")
         )
         absolute = b.number_input(
-            "Accuracy to keep (%)",
+            t("budget.absolute"),
             0.0,
             100.0,
             90.0,
             0.1,
             key="budget_abs",
-            help="Used for absolute.",
+            help=t("budget.absolute_help"),
         )
         objective = c.radio(
-            "Minimise", list(OBJECTIVES), key="budget_objective", format_func=OBJECTIVES.get
+            t("budget.minimise"),
+            list(OBJECTIVES),
+            key="budget_objective",
+            format_func=objective_name,
         )
-        with st.expander("Methods and search space"):
+        with st.expander(t("budget.space")):
             d, e, f = st.columns(3)
-            method = d.selectbox("Pruning method", ["magnitude", "random"], key="budget_method")
-            quant = d.selectbox("Quantizer", QUANT_METHODS, key="budget_quant")
+            method = d.selectbox(
+                t("ctl.method"),
+                ["magnitude", "random"],
+                key="budget_method",
+                format_func=controls.method_label,
+            )
+            quant = d.selectbox(
+                t("ctl.quant"), QUANT_METHODS, key="budget_quant", format_func=controls.quant_label
+            )
             gran = e.radio(
-                "Granularity",
+                t("ctl.granularity"),
                 GRANULARITIES,
                 GRANULARITIES.index("per_channel"),
                 key="budget_granularity",
+                format_func=lambda g: t(f"granularity.{g}"),
             )
-            skip = e.toggle("Keep first and last layer intact", True, key="budget_skip")
-            evals = f.slider("Whole-model evaluations", 5, 200, MAX_EVALS, key="budget_evals")
+            skip = e.toggle(t("budget.skip"), True, key="budget_skip")
+            evals = f.slider(t("budget.evals"), 5, 200, MAX_EVALS, key="budget_evals")
             rates, bits = controls.grid_choices(
                 "budget",
                 GRID_RATES,
                 GRID_BITS,
-                labels=("Rates a layer may take (%)", "Bit widths a layer may take"),
+                labels=(t("budget.rates"), t("budget.bits")),
             )
-        submitted = st.form_submit_button("Search", type="primary", key="budget_submit")
+        submitted = st.form_submit_button(t("budget.search"), type="primary", key="budget_submit")
     if not submitted:
         return None
     if not (rates and bits):
-        st.warning("Choose at least one rate and one bit width.")
+        st.warning(t("budget.choose"))
         return None
     goal_args = {"max_drop_pp": drop} if goal == "drop" else {"min_accuracy": absolute / 100}
     common = CompressionConfig(
@@ -92,64 +113,82 @@ def budget_form(p) -> dict | None:
 
 def search(p, req: dict):
     """The cached search; on a miss, a progress bar and a Stop button while it runs."""
-    box = st.status("Searching …", expanded=True)
-    stop = box.button("Stop", key="budget_stop", help="Interrupts the search; nothing is kept.")
-    del stop  # pressing it reruns the page, which interrupts the running search
+    box = st.status(t("budget.searching"), expanded=True)
+    stop = box.empty()  # pressing Stop reruns the page, which interrupts the running search
+    stop.button(t("run.stop"), key="budget_stop", help=t("budget.stop_help"))
     bar = box.progress(0.0)
 
     def progress(u: BudgetProgress) -> None:
-        bar.progress(min(u.done / u.total, 1.0), text=f"{u.stage} {u.done} · {u.message}")
+        stage = t(f"budget.stage_{u.stage.replace(' ', '_')}")
+        bar.progress(
+            min(u.done / u.total, 1.0),
+            text=t("budget.progress", stage=stage, done=u.done, message=u.message),
+        )
 
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     result = cache.budget(*p.args, *args, _progress=cache.outside_cache(progress))
-    box.update(label=f"Searched {len(result.tried)} models", state="complete", expanded=False)
+    stop.empty()  # nothing runs any more
+    box.update(label=t("budget.searched", n=len(result.tried)), state="complete", expanded=False)
     return result
 
 
 def show_answer(r) -> None:
-    goal = f"validation accuracy ≥ **{r.delta:.2%}** (baseline {r.baseline_val_accuracy:.2%})"
+    goal = t(
+        "budget.goal",
+        delta=percent(r.delta, 2),
+        base=percent(r.baseline_val_accuracy, 2),
+    )
     if not r.met:
         c = r.closest
         st.error(
-            f"No setting reaches {goal}. The closest: **{c.label}** with validation accuracy "
-            f"{c.val_accuracy:.2%} ({human_bytes(c.artifact_bytes)}, test "
-            f"{r.test.accuracy:.2%}). Allow a larger drop, or a lower accuracy."
+            t(
+                "budget.not_met",
+                goal=goal,
+                label=c.label,
+                val=percent(c.val_accuracy, 2),
+                size=human_bytes(c.artifact_bytes),
+                test=percent(r.test.accuracy, 2),
+            )
         )
         return
-    c, u, t = r.best, r.best_uniform, r.test
-    st.success(f"Smallest model found with {goal}: **{c.label}**")
+    c, u, test = r.best, r.best_uniform, r.test
+    st.success(t("budget.found", goal=goal, label=c.label))
     a, b, d, e = st.columns(4)
-    a.metric(
-        "Validation accuracy", f"{c.val_accuracy:.2%}", help="The split the search decided on."
-    )
-    b.metric("Test accuracy", f"{t.accuracy:.2%}", f"{t.delta_pp:+.2f} pp vs baseline")
+    a.metric(t("budget.val_accuracy"), percent(c.val_accuracy, 2), help=t("budget.val_help"))
+    pp = t("budget.pp_vs_base", value=f"{test.delta_pp:+.2f}")
+    b.metric(t("metric.accuracy"), percent(test.accuracy, 2), pp)
     d.metric(
-        "Compressed size",
+        t("metric.size"),
         human_bytes(c.artifact_bytes),
-        f"{c.artifact_bytes / r.dense_bytes - 1:+.1%} vs fp32",
+        t("budget.vs_fp32", value=metrics.change(c.artifact_bytes / r.dense_bytes - 1)),
         delta_color="inverse",
-        help=f"fp32: {human_bytes(r.dense_bytes)}; the artifact's exact length.",
+        help=t("budget.size_help", dense=human_bytes(r.dense_bytes)),
     )
     e.metric(
-        "Non-zero parameters",
-        f"{c.nonzero_params:,}",
-        f"{c.nonzero_params / r.baseline_params - 1:+.1%}",
+        t("metric.nonzero"),
+        i18n.number(c.nonzero_params),
+        metrics.change(c.nonzero_params / r.baseline_params - 1),
         delta_color="inverse",
     )
     if u is not None:
         saved = 1 - getattr(c, r.budget["objective"]) / max(getattr(u, r.budget["objective"]), 1)
-        st.info(
-            f"Best uniform setting meeting δ: **{u.label}**: {human_bytes(u.artifact_bytes)}, "
-            f"{u.nonzero_params:,} non-zero, validation {u.val_accuracy:.2%}, test "
-            f"{r.uniform_test.accuracy:.2%}. The per-layer plan is **{saved:.1%}** smaller in "
-            f"{OBJECTIVES[r.budget['objective']]}."
+        text = t(
+            "budget.uniform",
+            label=u.label,
+            size=human_bytes(u.artifact_bytes),
+            nonzero=i18n.number(u.nonzero_params),
+            val=percent(u.val_accuracy, 2),
+            test=percent(r.uniform_test.accuracy, 2),
+            saved=percent(saved),
+            objective=objective_name(r.budget["objective"]),
         )
+        st.info(text)
 
 
 def show_details(p, r, req: dict) -> None:
     chosen = r.chosen
     plan = pd.DataFrame(r.plan_rows())
-    st.subheader("Per-layer plan")
+    st.subheader(t("budget.plan"))
     if len(plan):
         st.plotly_chart(charts.plan_figure(plan), key="budget_plan_plot")
         st.dataframe(
@@ -157,45 +196,48 @@ def show_details(p, r, req: dict) -> None:
             hide_index=True,
             key="budget_plan",
             column_config={
-                "prune_rate": st.column_config.NumberColumn("rate", format="percent"),
-                "weight_bytes": st.column_config.NumberColumn("weight bytes"),
-                "uniform_rate": st.column_config.NumberColumn("uniform rate", format="percent"),
-                "uniform_bits": st.column_config.NumberColumn("uniform bits"),
-                "uniform_weight_bytes": st.column_config.NumberColumn("uniform weight bytes"),
+                "layer": t("layers.layer"),
+                "prune_rate": st.column_config.NumberColumn(t("budget.col_rate"), format="percent"),
+                "bits": t("chart.bits"),
+                "weight_bytes": st.column_config.NumberColumn(t("budget.col_bytes")),
+                "uniform_rate": st.column_config.NumberColumn(
+                    t("budget.col_uniform_rate"), format="percent"
+                ),
+                "uniform_bits": st.column_config.NumberColumn(t("budget.col_uniform_bits")),
+                "uniform_weight_bytes": st.column_config.NumberColumn(
+                    t("budget.col_uniform_bytes")
+                ),
             },
         )
-    st.subheader("Every model the search built")
+    st.subheader(t("budget.every"))
     tried = pd.DataFrame([c.to_row() for c in r.tried])
     uniform = r.best_uniform.label if r.best_uniform else None
     x = r.budget["objective"]
     fig = charts.budget_figure(tried, r.delta, chosen.label, uniform, x)
     st.plotly_chart(fig, key="budget_tried_plot")
-    st.caption(
-        f"{len(r.tried)} whole models built, measured and evaluated in {r.seconds:.1f} s. "
-        "Uniform: one rate and bit width for all layers; greedy: each layer at its cheapest "
-        "setting within a tolerance found by bisection; refine: one layer shrunk at a time."
-    )
-    with st.expander("All candidates and the sensitivity curves used"):
+    st.caption(t("budget.every_help", n=len(r.tried), s=f"{r.seconds:.1f}"))
+    with st.expander(t("budget.candidates")):
         st.dataframe(tried, hide_index=True, key="budget_tried")
         st.dataframe(pd.DataFrame(r.sensitivity), hide_index=True, key="budget_sens")
     plan_key = json.dumps({"plan": chosen.plan, "config": chosen.config})
     st.download_button(
-        f"Download this model ({human_bytes(chosen.artifact_bytes)})",
+        t("budget.download", size=human_bytes(chosen.artifact_bytes)),
         cache.budget_artifact(*p.args, plan_key, req["common"]),
         f"{p.model}-{p.dataset}-budget.slim",
         "application/octet-stream",
         key="budget_download",
-        help="Read it back with compress_core.format.artifact.load_compressed(path).",
+        help=t("export.artifact_help"),
         on_click="ignore",  # no rerun: the served file stays while it downloads
     )
+    report = lambda lang: budget_report(lang, p.model, p.dataset, r)  # noqa: E731
+    download_html(report, "slimscope-budget", "budget_report")
 
 
 def main() -> None:
-    st.title("Accuracy budget")
-    st.caption(
-        "What is the smallest model I can ship? Minimise the size subject to accuracy ≥ δ, "
-        "with a pruning rate and bit width chosen per layer."
-    )
+    i18n.language_picker()
+    st.title(t("budget.title"))
+    st.caption(t("budget.caption"))
+    st.caption(t("budget.delta"))
     p = pick.sidebar()
     pick.load_baseline(p)
     req = budget_form(p)
@@ -203,12 +245,12 @@ def main() -> None:
         st.session_state.budget_request = req
     req = st.session_state.get("budget_request")
     if req is None or req["pick"] != p.args:
-        st.info("Set δ and what to minimise, then press **Search**.")
+        st.info(t("budget.start"))
         return
     try:
         r = search(p, req)
     except (ConfigError, CompressionError) as e:
-        st.error(f"The search cannot run: {plain(e)}")
+        st.error(t("budget.cannot_run", error=plain(e)))
         return
     show_answer(r)
     if r.chosen is not None:

@@ -20,7 +20,6 @@ from compress_core.train.baseline import TrainingCancelled
 from compress_core.train.deep_compression import (
     PAPER,
     STAGES,
-    TITLES,
     DeepCompressionConfig,
     DeepCompressionReport,
     cache_paths,
@@ -32,8 +31,9 @@ from compress_core.train.finetune import (
     finetuned_path,
     planned_epochs,
 )
-from ui import cache, charts, controls, pick, remote
-from ui.format import human_bytes
+from ui import cache, charts, controls, i18n, pick, remote
+from ui.format import human_bytes, result_columns
+from ui.i18n import number, percent, t
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Recovery", page_icon="✂️", layout="wide")
@@ -41,11 +41,11 @@ st.set_page_config(page_title="Slimscope · Recovery", page_icon="✂️", layou
 LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3]
 CURVE_RATES = [0.5, 0.7, 0.8, 0.9, 0.95]
 FT_DEFAULTS = {"rec_epochs": 2, "rec_steps": 1, "rec_qat": 0, "rec_lr": 5e-4}
-STAGE_WORDS = {
-    "prune": "retraining",
-    "qat": "quantization-aware training",
-    "centroids": "centroids",
-}
+
+
+def stage_title(stage: str) -> str:
+    """A Deep Compression stage's title ('pruned + retrained'), translated."""
+    return t(f"dc.stage_{stage}")
 
 
 # --- running a job: progress bar, stop button ------------------------------------------------
@@ -55,31 +55,45 @@ def _stopped() -> None:
     st.session_state.rec_stopped = True
 
 
+def stopped_note() -> None:
+    """Once after a Stop: say that nothing half-trained was kept."""
+    if st.session_state.pop("rec_stopped", False):
+        st.info(t("rec.stopped_note"))
+
+
 def run_job(label: str, job, key: str) -> bool:
     """Run ``job(progress)`` under a progress bar with a Stop button; False when it was stopped.
 
     Stop reruns the page, which interrupts the job at its next progress update; the
     engine writes a run to its cache only once it has finished, so nothing is kept.
     """
-    st.button("⏹ Stop", key=f"{key}_stop", on_click=_stopped, help="Nothing half-trained is kept.")
+    stop = st.empty()  # only while the job runs
+    stop.button(t("rec.stop"), key=f"{key}_stop", on_click=_stopped, help=t("rec.stop_help"))
     box = st.status(label, expanded=True)
     bar = box.progress(0.0)
 
     def show(p: FinetuneProgress) -> None:
-        text = (
-            f"{STAGE_WORDS.get(p.stage, p.stage)} · epoch {p.epoch}/{p.epochs} · "
-            f"loss {p.loss:.3f} · train accuracy {p.accuracy:.1%} · sparsity {p.sparsity:.0%}"
+        text = t(
+            "rec.progress",
+            stage=t(f"rec.phase_{p.stage}"),
+            epoch=p.epoch,
+            epochs=p.epochs,
+            loss=f"{p.loss:.3f}",
+            acc=percent(p.accuracy),
+            sparsity=percent(p.sparsity, 0),
         )
         if p.val_accuracy is not None:
-            text += f" · validation {p.val_accuracy:.1%}"
+            text += t("rec.progress_val", acc=percent(p.val_accuracy))
         bar.progress(min(max(p.fraction, 0.0), 1.0), text=text)
 
     try:
         job(show)
     except TrainingCancelled as e:
-        box.update(label=f"Stopped: {e}", state="error")
+        box.update(label=t("rec.stopped", error=e), state="error")
         return False
-    box.update(label=f"{label}: done", state="complete", expanded=False)
+    finally:
+        stop.empty()
+    box.update(label=t("rec.done", label=label), state="complete", expanded=False)
     return True
 
 
@@ -91,55 +105,53 @@ def finetune_controls() -> FinetuneConfig:
         st.session_state[key] = st.session_state.get(key, default)
     a, b, c, d = st.columns(4)
     epochs = a.slider(
-        "Retraining epochs",
+        t("rec.epochs"),
         0,
         20,
         key="rec_epochs",
-        help="Training after pruning with the mask held fixed: pruned weights stay zero. "
-        "0 = one-shot.",
+        help=t("rec.epochs_help"),
     )
     steps = b.slider(
-        "Pruning steps",
+        t("rec.steps"),
         1,
         10,
         key="rec_steps",
         disabled=epochs == 0,
-        help="Prune a step, retrain, repeat up to the target (Zhu & Gupta's gradual schedule "
-        "over the first half of the retraining). 1 = prune once, then retrain.",
+        help=t("rec.steps_help"),
     )
     qat = c.slider(
-        "Quantization-aware epochs",
+        t("rec.qat"),
         0,
         10,
         key="rec_qat",
-        help="Train through fake-quantized weights (straight-through estimator); with k-means "
-        "the shared centroids are trained instead. 0 = quantize after training.",
+        help=t("rec.qat_help"),
     )
     lr = d.select_slider(
-        "Learning rate",
+        t("rec.lr"),
         LEARNING_RATES,
         key="rec_lr",
         format_func=lambda v: f"{v:g}",
-        help="Adam's learning rate at the start of each phase, decayed to 0 (cosine).",
+        help=t("rec.lr_help"),
     )
     return FinetuneConfig(epochs=epochs, prune_steps=steps if epochs else 1, qat_epochs=qat, lr=lr)
 
 
 def show_pair(one, tuned) -> None:
     left, right = st.columns(2)
-    for col, r, title in ((left, one, "One-shot"), (right, tuned, "Fine-tuned")):
-        col.subheader(title)
+    for col, r, title in ((left, one, "rec.one_shot"), (right, tuned, "rec.fine_tuned")):
+        col.subheader(t(title))
         if r is None:
-            col.info("Not fine-tuned yet: press **Fine-tune this setting**.")
+            col.info(t("rec.not_yet"))
             continue
         a, b, c = col.columns(3)
-        delta = f"{r.delta_pp:+.2f} pp vs baseline"
-        a.metric("Test accuracy", f"{r.accuracy:.2%}", delta)
-        b.metric("Compressed size", human_bytes(r.artifact_bytes), f"{r.ratio:.1f}× smaller")
-        c.metric("Non-zero parameters", f"{r.nonzero_params:,}")
+        delta = t("budget.pp_vs_base", value=f"{r.delta_pp:+.2f}")
+        a.metric(t("metric.accuracy"), percent(r.accuracy, 2), delta)
+        smaller = t("rec.smaller", ratio=f"{r.ratio:.1f}")
+        b.metric(t("metric.size"), human_bytes(r.artifact_bytes), smaller)
+        c.metric(t("metric.nonzero"), number(r.nonzero_params))
         if r is tuned:
-            gain = 100 * (tuned.accuracy - one.accuracy)
-            col.caption(f"{tuned.label}: {gain:+.2f} pp against one-shot, in {r.seconds:.0f} s.")
+            gain = f"{100 * (tuned.accuracy - one.accuracy):+.2f}"
+            col.caption(t("rec.gain", label=tuned.label, gain=gain, s=f"{r.seconds:.0f}"))
         for w in r.warnings:
             col.warning(w, icon="⚠️")
 
@@ -172,7 +184,7 @@ def run_curve(p, config, ft, rows) -> None:
             record_row(rows, (p.args, p.subset, c.key(), ft.key()), r, ft.key())
             done[0] += 1
 
-    run_job(f"Fine-tuning at {len(configs)} pruning rates", job, "rec_curve")
+    run_job(t("rec.curve_job", n=len(configs)), job, "rec_curve")
 
 
 def curve_frame(rows: dict, p, config, ft_key: str) -> pd.DataFrame:
@@ -191,34 +203,29 @@ def finetune_tab(p, base, data) -> None:
         ft = finetune_controls()
         one = cache.result(*p.args, config.key(), p.subset)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {plain(e)}")
+        st.error(t("explore.cannot_apply", error=plain(e)))
         return
     rows = st.session_state.setdefault("recovery_rows", {})
     record_row(rows, (p.args, p.subset, config.key(), ""), one, "")
     key = (p.args, p.subset, config.key(), ft.key())
     epochs = planned_epochs(config, ft)
     if not epochs:
-        st.info(
-            "Nothing to train with these settings: retraining needs pruning, quantization-aware "
-            "epochs need quantized weights."
-        )
+        st.info(t("rec.nothing"))
     remote.caption()
     a, b = st.columns(2)
-    go = a.button("Fine-tune this setting", key="rec_run", type="primary", disabled=not epochs)
+    go = a.button(t("rec.run"), key="rec_run", type="primary", disabled=not epochs)
     curve = b.button(
-        "Fine-tune across pruning rates",
+        t("rec.curve"),
         key="rec_curve",
         disabled=not ft.epochs,
-        help=f"One-shot and fine-tuned at {', '.join(f'{r:.0%}' for r in CURVE_RATES)}: "
-        "the curves side by side.",
+        help=t("rec.curve_help", rates=", ".join(percent(r, 0) for r in CURVE_RATES)),
     )
-    if st.session_state.pop("rec_stopped", False):
-        st.info("Stopped. Nothing half-trained was kept; the page is ready for another run.")
+    stopped_note()
     try:
         if config.structured and ft.prune_steps > 1:
             raise ConfigError("iterative pruning needs magnitude or random pruning")
         if go and run_job(
-            f"Fine-tuning {config.label()} ({ft.label()})",
+            t("rec.job", config=config.label(), ft=ft.label()),
             lambda show: cache.train_finetuned(*p.args, config.key(), ft.key(), show),
             "rec_run",
         ):
@@ -231,7 +238,7 @@ def finetune_tab(p, base, data) -> None:
         if curve:
             run_curve(p, config, ft, rows)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be fine-tuned: {plain(e)}")
+        st.error(t("rec.cannot", error=plain(e)))
         return
     tuned = None
     if epochs and (key in rows or finetuned_path(base, data, config, ft).is_file()):
@@ -247,7 +254,7 @@ def show_recovery_charts(p, one, config, ft_key: str, rows: dict) -> None:
         charts.recovery_figure(curve_frame(rows, p, config, ft_key), one.baseline_accuracy),
         key="rec_plot_curve",
     )
-    left.caption("Same settings, other pruning rates: one-shot against fine-tuned.")
+    left.caption(t("rec.curve_caption"))
     frame = pd.DataFrame([row for k, row in rows.items() if k[0] == p.args and k[1] == p.subset])
     right.plotly_chart(
         charts.tradeoff_figure(
@@ -255,9 +262,9 @@ def show_recovery_charts(p, one, config, ft_key: str, rows: dict) -> None:
         ),
         key="rec_plot_tradeoff",
     )
-    right.caption("Everything tried on this page; fine-tuned points in orange.")
+    right.caption(t("rec.tried_caption"))
     table = frame[["label", "finetuned", "accuracy", "delta_pp", "artifact_bytes", "ratio"]]
-    st.dataframe(table, hide_index=True, key="rec_table")
+    st.dataframe(table, hide_index=True, key="rec_table", column_config=result_columns())
 
 
 # --- tab 2: the Deep Compression replay ------------------------------------------------------
@@ -276,12 +283,12 @@ def dc_controls(model: str) -> DeepCompressionConfig:
             dc_centroid_epochs=d.centroid_epochs,
         )
     a, b, c = st.columns(3)
-    keep = a.slider("Weights kept (%)", 1, 50, key="dc_keep", help="The paper keeps 8 %.")
-    conv = b.slider("Conv bits", 1, 8, key="dc_conv_bits", help="The paper: 8 for LeNet-5.")
-    fc = c.slider("FC bits", 1, 8, key="dc_fc_bits", help="The paper: 5 (LeNet-300-100: 6).")
-    epochs = a.slider("Retraining epochs", 0, 30, key="dc_epochs")
-    steps = b.slider("Pruning steps", 1, 10, key="dc_steps", disabled=epochs == 0)
-    cents = c.slider("Centroid fine-tuning epochs", 0, 10, key="dc_centroid_epochs")
+    keep = a.slider(t("chart.kept"), 1, 50, key="dc_keep", help=t("dc.keep_help"))
+    conv = b.slider(t("dc.conv_bits"), 1, 8, key="dc_conv_bits", help=t("dc.conv_help"))
+    fc = c.slider(t("dc.fc_bits"), 1, 8, key="dc_fc_bits", help=t("dc.fc_help"))
+    epochs = a.slider(t("rec.epochs"), 0, 30, key="dc_epochs")
+    steps = b.slider(t("rec.steps"), 1, 10, key="dc_steps", disabled=epochs == 0)
+    cents = c.slider(t("dc.centroid_epochs"), 0, 10, key="dc_centroid_epochs")
     base = preset(model)
     return dataclasses.replace(
         base,
@@ -301,9 +308,9 @@ def paper_table(model: str) -> pd.DataFrame | None:
     return pd.DataFrame(
         [
             {
-                "stage": TITLES[s],
-                "paper ratio": f"{paper.ratios.get(s, 1):.0f}×",
-                "paper size": human_bytes(paper.dense_bytes / paper.ratios.get(s, 1)),
+                t("dc.col_stage"): stage_title(s),
+                t("dc.col_paper_ratio"): f"{paper.ratios.get(s, 1):.0f}×",
+                t("dc.col_paper_size"): human_bytes(paper.dense_bytes / paper.ratios.get(s, 1)),
             }
             for s in STAGES
         ]
@@ -312,67 +319,79 @@ def paper_table(model: str) -> pd.DataFrame | None:
 
 def stepper(report: DeepCompressionReport) -> None:
     frame = pd.DataFrame(report.rows())
+    frame["title"] = frame["name"].map(stage_title)
+    if "dc_stage" not in st.session_state:  # open on the result: the final stage
+        st.session_state.dc_stage = len(STAGES) - 1
     i = st.select_slider(
-        "Stage",
+        t("dc.stage"),
         options=list(range(len(STAGES))),
         key="dc_stage",
-        format_func=lambda k: f"{k}. {TITLES[STAGES[k]]}",
-        help="Step through the pipeline: each stage's accuracy, bytes and ratio.",
+        format_func=lambda k: f"{k}. {stage_title(STAGES[k])}",
+        help=t("dc.stage_help"),
     )
     stage = report.stages[i]
     paper = PAPER.get(report.model)
     a, b, c, d = st.columns(4)
-    a.metric("Test accuracy", f"{stage.accuracy:.2%}", f"{frame.delta_pp[i]:+.2f} pp")
-    b.metric("Artifact", human_bytes(stage.artifact_bytes), help="The exact file length.")
+    pp = t("num.pp", value=f"{frame.delta_pp[i]:+.2f}")
+    a.metric(t("metric.accuracy"), percent(stage.accuracy, 2), pp)
+    b.metric(t("dc.artifact"), human_bytes(stage.artifact_bytes), help=t("dc.artifact_help"))
     theirs = paper.ratios.get(stage.name) if paper else None
     c.metric(
-        "Ratio vs fp32",
-        f"{stage.ratio:.1f}×",
-        f"paper: {theirs:.0f}×" if theirs else None,
+        t("dc.ratio"),
+        t("metric.times", value=f"{stage.ratio:.1f}"),
+        t("dc.paper_ratio", ratio=f"{theirs:.0f}") if theirs else None,
         delta_color="off",
     )
-    d.metric("Non-zero weights", f"{stage.nonzero_params:,}")
+    d.metric(t("layers.nonzero"), number(stage.nonzero_params))
     if stage.one_shot_accuracy is not None:
-        st.caption(
-            f"Before this stage's retraining: {stage.one_shot_accuracy:.2%} "
-            f"({100 * (stage.one_shot_accuracy - report.baseline.accuracy):+.2f} pp)."
-        )
+        change = f"{100 * (stage.one_shot_accuracy - report.baseline.accuracy):+.2f}"
+        acc = percent(stage.one_shot_accuracy, 2)
+        st.caption(t("dc.before_retraining", acc=acc, pp=t("num.pp", value=change)))
     points = pd.DataFrame(paper.points()) if paper else None
     st.plotly_chart(charts.replay_figure(frame, i, points), key="dc_plot")
     table = frame[["title", "accuracy", "delta_pp", "artifact_bytes", "ratio", "nonzero_params"]]
     if paper:
         table = table.assign(paper_ratio=[paper.ratios.get(s, 1.0) for s in STAGES])
-    st.dataframe(table, hide_index=True, key="dc_table")
+    columns = {
+        **result_columns(),
+        "title": t("dc.col_stage"),
+        "paper_ratio": t("dc.col_paper_ratio"),
+    }
+    st.dataframe(table, hide_index=True, key="dc_table", column_config=columns)
 
 
 def replay_tab(p, base, data) -> None:
     paper = PAPER.get(p.model)
     if paper:
         ratio = paper.ratios["huffman"]
-        st.caption(
-            f"Han, Mao & Dally (ICLR 2016), Table 1: {paper.network} on MNIST, "
-            f"{human_bytes(paper.dense_bytes)} → {human_bytes(paper.dense_bytes / ratio)} "
-            f"({ratio:.0f}×), error {paper.error_before} % → {paper.error_after} % "
-            f"({paper.bits} weights)."
+        caption = t(
+            "dc.paper",
+            network=paper.network,
+            dense=human_bytes(paper.dense_bytes),
+            small=human_bytes(paper.dense_bytes / ratio),
+            ratio=f"{ratio:.0f}",
+            before=paper.error_before,
+            after=paper.error_after,
+            bits=paper.bits,
         )
+        st.caption(caption)
+        if p.dataset != "mnist":
+            st.info(t("dc.not_mnist", data=p.dataset))
     else:
-        st.caption(
-            "The paper reports LeNet-300-100 (`mlp`) and Caffe's LeNet-5 (`lenet5-caffe`); "
-            "pick one of them to see its figures beside yours."
-        )
+        other = t("dc.smaller_lenet") if "lenet" in p.model else ""
+        st.info(t("dc.not_in_paper", model=p.model, other=other))
     try:
         dc = dc_controls(p.model)
     except ConfigError as e:
-        st.error(f"These settings cannot be applied: {plain(e)}")
+        st.error(t("explore.cannot_apply", error=plain(e)))
         return
-    st.caption(f"Prune → retrain → k-means → centroid fine-tuning → Huffman: {dc.label()}.")
-    go = st.button("Run Deep Compression", key="dc_run", type="primary")
-    if st.session_state.pop("rec_stopped", False):
-        st.info("Stopped. Nothing half-trained was kept; the page is ready for another run.")
+    st.caption(t("dc.pipeline", label=dc.label()))
+    go = st.button(t("dc.run"), key="dc_run", type="primary")
+    stopped_note()
     done = st.session_state.setdefault("dc_done", set())
     key = (p.args, dc.key())
     if go and run_job(
-        f"Deep Compression of {p.model}",
+        t("dc.job", model=p.model),
         lambda show: cache.train_deep_compression(*p.args, dc.key(), show),
         "dc_run",
     ):
@@ -381,13 +400,13 @@ def replay_tab(p, base, data) -> None:
         table = paper_table(p.model)
         if table is not None:
             st.dataframe(table, hide_index=True, key="dc_paper")
-        st.info("Press **Run Deep Compression** to replay the three stages on this model.")
+        st.info(t("dc.start"))
         return
     out = cache.deep_compression_run(*p.args, dc.key())
     report = DeepCompressionReport.from_dict(out["report"])
     stepper(report)
     st.download_button(
-        f"Download the compressed model ({human_bytes(len(out['artifact']))})",
+        t("export.artifact", size=human_bytes(len(out["artifact"]))),
         out["artifact"],
         f"{p.model}-{p.dataset}-deep-compression.slim",
         "application/octet-stream",
@@ -397,11 +416,12 @@ def replay_tab(p, base, data) -> None:
 
 
 def main() -> None:
-    st.title("Recovery")
-    st.caption("One-shot compression shows how fragile a model is; retraining wins accuracy back.")
+    i18n.language_picker()
+    st.title(t("nav.Recovery"))
+    st.caption(t("rec.caption"))
     p = pick.sidebar()
     base, data = pick.load_baseline(p)
-    tabs = st.tabs(["Fine-tune", "Deep Compression replay"])
+    tabs = st.tabs([t("rec.tab_finetune"), t("rec.tab_replay")])
     with tabs[0]:
         finetune_tab(p, base, data)
     with tabs[1]:

@@ -10,8 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.io.store import StoreError
-from ui import cache, charts
-from ui.format import human_bytes
+from ui import cache, charts, i18n
+from ui.format import human_bytes, result_columns
+from ui.i18n import number, t
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Compare", page_icon="✂️", layout="wide")
@@ -40,29 +41,37 @@ def load(store) -> pd.DataFrame:
     frame = pd.DataFrame(store.rows())
     if len(frame):
         frame["created"] = pd.to_datetime(frame["created"], unit="s").dt.floor("s")
-        frame["group"] = (
-            frame["model"]
-            + " · "
-            + frame["dataset"]
-            + " · base "
-            + frame["base_hash"].str[:8]
-            + " · "
-            + frame["eval_images"].map("{:,} test images".format)
-        )
+        frame["group"] = [
+            t("cmp.group", model=m, data=d, base=h[:8], n=number(n))
+            for m, d, h, n in zip(
+                frame["model"],
+                frame["dataset"],
+                frame["base_hash"],
+                frame["eval_images"],
+                strict=True,
+            )
+        ]
     return frame
 
 
 def filters(frame: pd.DataFrame) -> pd.DataFrame:
     a, b, c, d = st.columns(4)
-    models = a.multiselect("Models", sorted(frame["model"].unique()), key="cmp_models")
-    datasets = b.multiselect("Data sets", sorted(frame["dataset"].unique()), key="cmp_datasets")
+    models = a.multiselect(t("cmp.models"), sorted(frame["model"].unique()), key="cmp_models")
+    datasets = b.multiselect(
+        t("cmp.datasets"), sorted(frame["dataset"].unique()), key="cmp_datasets"
+    )
     sources = c.multiselect(
-        "Where from",
+        t("rcol.source"),
         sorted(frame["source"].unique()),
         key="cmp_sources",
-        help="dashboard: Explore page; upload: Your model page; cli: the command line.",
+        help=t("cmp.sources_help"),
     )
-    tuned = d.selectbox("Fine-tuning", ["all", "one-shot", "fine-tuned"], key="cmp_tuned")
+    tuned = d.selectbox(
+        t("rcol.finetuned"),
+        ["all", "one-shot", "fine-tuned"],
+        key="cmp_tuned",
+        format_func=lambda v: t(f"cmp.tuned_{v.replace('-', '_')}"),
+    )
     keep = pd.Series(True, index=frame.index)
     for column, chosen in (("model", models), ("dataset", datasets), ("source", sources)):
         if chosen:
@@ -75,17 +84,14 @@ def filters(frame: pd.DataFrame) -> pd.DataFrame:
 def plot(frame: pd.DataFrame) -> None:
     broken = frame[~frame["finite"]]
     if len(broken):
-        st.warning(
-            f"{len(broken)} result(s) had NaN/Inf outputs: they are listed, never plotted.",
-            icon="⚠️",
-        )
+        st.warning(t("cmp.broken", n=len(broken)), icon="⚠️")
     groups = frame["group"].value_counts()
     group = st.selectbox(
-        "Plot one base model",
+        t("cmp.plot_one"),
         list(groups.index),
         key="cmp_group",
-        format_func=lambda g: f"{g} ({groups[g]} results)",
-        help="Accuracy is only comparable on the same base weights and test images.",
+        format_func=lambda g: t("cmp.group_n", group=g, n=groups[g]),
+        help=t("cmp.plot_one_help"),
     )
     part = frame[frame["group"] == group]
     first = part.iloc[0]
@@ -104,7 +110,7 @@ def plot(frame: pd.DataFrame) -> None:
 def downloads(store, frame: pd.DataFrame) -> None:
     left, right = st.columns(2)
     left.download_button(
-        f"Download these {len(frame)} results (CSV)",
+        t("cmp.csv", n=len(frame)),
         frame.drop(columns=["group"]).to_csv(index=False),
         "slimscope-history.csv",
         "text/csv",
@@ -113,31 +119,32 @@ def downloads(store, frame: pd.DataFrame) -> None:
     )
     kept = frame[frame["has_artifact"]]
     if not len(kept):
-        right.caption("No compressed model is kept for these results.")
+        right.caption(t("cmp.none_kept"))
         return
     labels = {r.id: f"#{r.id} {r.model} · {r.dataset} · {r.label}" for r in kept.itertuples()}
-    run = right.selectbox("Compressed model", list(labels), key="cmp_run", format_func=labels.get)
+    run = right.selectbox(t("cmp.compressed"), list(labels), key="cmp_run", format_func=labels.get)
     try:
         blob = store.artifact(int(run))
     except StoreError as e:
-        right.error(f"{e}")
+        right.error(t("cmp.store_error", error=e))
         return
     if blob is not None:
         row = kept[kept["id"] == run].iloc[0]
         right.download_button(
-            f"Download #{run} ({human_bytes(len(blob))})",
+            t("cmp.download", run=run, size=human_bytes(len(blob))),
             blob,
             f"{row['model']}-{row['dataset'].replace(':', '-')}-{run}.slim",
             "application/octet-stream",
             key="cmp_artifact",
-            help="Read it back with compress_core.format.artifact.load_compressed(path).",
+            help=t("export.artifact_help"),
             on_click="ignore",  # no rerun: the served file stays while it downloads
         )
 
 
 def main() -> None:
-    st.title("Compare")
-    st.caption("Every result computed here — any model, any session, the CLI — kept on disk.")
+    i18n.language_picker()
+    st.title(t("nav.Compare"))
+    st.caption(t("cmp.caption"))
     store = cache.open_store()
     frame, problem = pd.DataFrame(), None
     if store is not None:
@@ -146,30 +153,23 @@ def main() -> None:
         except StoreError as e:
             problem = str(e)
     for text in dict.fromkeys([*cache.STORE_PROBLEMS, *(store.warnings if store else [])]):
-        st.warning(f"Result store: {plain(text)}", icon="⚠️")
+        st.warning(t("cmp.store_warning", text=plain(text)), icon="⚠️")
     if store is None or problem:
-        st.error(
-            f"The result history cannot be read{f' ({plain(problem)})' if problem else ''}; "
-            "results are still shown on each page."
-        )
+        st.error(t("cmp.unreadable", problem=f" ({plain(problem)})" if problem else ""))
         st.stop()
     if not len(frame):
-        st.info("No results yet: move a slider on the Explore page, or upload a model.")
+        st.info(t("cmp.empty"))
         st.stop()
     shown = filters(frame)
-    st.caption(f"{len(shown)} of {len(frame)} stored results")
+    st.caption(t("cmp.shown", n=len(shown), total=len(frame)))
     if not len(shown):
-        st.info("No stored result matches these filters.")
+        st.info(t("cmp.no_match"))
         st.stop()
     st.dataframe(
         shown[COLUMNS],
         hide_index=True,
         key="cmp_table",
-        column_config={
-            "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-            "delta_pp": st.column_config.NumberColumn("Δ pp", format="%+.2f"),
-            "ratio": st.column_config.NumberColumn("ratio", format="%.1f×"),
-        },
+        column_config=result_columns(),
     )
     plot(shown)
     downloads(store, shown)

@@ -26,24 +26,14 @@ from compress_core.io.upload import (
     UploadError,
     max_input_size,
 )
-from ui import cache, controls, metrics
-from ui.format import human_bytes
+from ui import cache, controls, i18n, metrics, pick
+from ui.format import human_bytes, layer_columns
+from ui.i18n import number, percent, t
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Your model", page_icon="✂️", layout="wide")
 
-BUILT_IN, FOLDER = "a built-in data set", "an image folder on this server"
-HOW_TO = f"""
-**What to upload:** the weights only. {SAVE_WEIGHTS_HOWTO}.
-A training checkpoint holding a `model_state_dict` works too.
-
-Whole pickled models, TorchScript and `torch.export` (`.pt2`) files carry code and are refused
-here. On your own machine the CLI can read them:
-`python -m compress_core run --model lenet5 --model-file net.pt2 --trust-model-file`.
-
-Your own architecture: the operator starts the server with
-`SLIMSCOPE_MODEL_MODULES=mypkg.nets:MyNet`; it then appears in the list above.
-"""
+BUILT_IN, FOLDER = "a built-in data set", "an image folder on this server"  # the radio's values
 
 
 def pick_data() -> str:
@@ -51,12 +41,18 @@ def pick_data() -> str:
     folders = list_image_folders()
     kind = BUILT_IN
     if folders:  # the operator allowed image folders ($SLIMSCOPE_IMAGE_FOLDERS)
-        kind = st.radio("Trained on", [BUILT_IN, FOLDER], key="byo_kind", horizontal=True)
+        kind = st.radio(
+            t("byo.trained_on"),
+            [BUILT_IN, FOLDER],
+            key="byo_kind",
+            horizontal=True,
+            format_func=lambda k: t("byo.kind_builtin" if k == BUILT_IN else "byo.kind_folder"),
+        )
     if kind == BUILT_IN:
         names = [n for n in DATASETS.names() if not n.startswith("folder:")]
-        return st.selectbox("Data set", names, key="byo_dataset")
-    folder = st.selectbox("Image folder", folders, key="byo_folder", format_func=lambda p: p.name)
-    size = st.number_input("Image size (pixels)", 8, 256, 32, key="byo_folder_size")
+        return st.selectbox(t("pick.dataset"), names, key="byo_dataset")
+    folder = st.selectbox(t("byo.folder"), folders, key="byo_folder", format_func=lambda p: p.name)
+    size = st.number_input(t("byo.folder_size"), 8, 256, 32, key="byo_folder_size")
     return cache.image_folder(str(folder), int(size))
 
 
@@ -67,64 +63,69 @@ def pick_shape(arch: str, dataset: str) -> tuple[int, int, int]:
     left, right = st.columns(2)
     combo = f"{arch}|{dataset}"  # a new pick starts from its own defaults
     channels = left.number_input(
-        "Input channels",
+        t("byo.channels"),
         1,
         4,
         c,
         key=f"byo_channels|{combo}",
-        help=f"{dataset} images have {c} channel(s).",
+        help=t("byo.channels_help", data=dataset, c=c),
     )
     side = right.number_input(
-        "Input size (pixels, square)",
+        t("byo.side"),
         MODELS[arch].min_size,
         max(cap, MODELS[arch].min_size),
         min(size, cap),
         key=f"byo_size|{combo}",
-        help="The height and width the model was trained at; images are resized to it. "
-        f"At most {cap} px for {dataset}, so one resized copy stays under "
-        f"{MAX_RESIZED_BYTES >> 20} MiB of server memory.",
+        help=t("byo.side_help")
+        + " "
+        + t("byo.side_cap", cap=cap, data=dataset, mib=MAX_RESIZED_BYTES >> 20),
     )
     return (int(channels), int(side), int(side))
 
 
 def show_report(report) -> None:
     st.success(
-        f"**{plain(report.filename)}** fits **{report.architecture}** for {report.dataset} "
-        f"({report.params:,} parameters, {human_bytes(report.nbytes)}, "
-        f"sha256 {report.sha256[:12]}…)."
+        t(
+            "byo.fits",
+            file=plain(report.filename),
+            arch=report.architecture,
+            data=report.dataset,
+            params=number(report.params),
+            size=human_bytes(report.nbytes),
+            sha=report.sha256[:12],
+        )
     )
-    with st.expander("What was checked"):
+    with st.expander(t("byo.checked")):
         for line in report.checks:
-            st.write(f"✓ {plain(line)}")
+            st.text("✓ " + line)
     for w in report.warnings:
         st.warning(plain(w), icon="⚠️")
 
 
 def show_result(r) -> None:
     metrics.show(r)
-    st.caption(f"Your weights score {r.baseline_accuracy:.2%} on {r.eval_images:,} test images.")
+    st.caption(t("byo.score", acc=percent(r.baseline_accuracy, 2), n=number(r.eval_images)))
     layers = pd.DataFrame(r.layers)
     skipped = layers[layers["skipped"] != ""] if "skipped" in layers else layers.iloc[:0]
     if len(skipped):
-        st.info(
-            "Left alone: "
-            + "; ".join(f"{row.layer} ({row.skipped})" for row in skipped.itertuples())
-        )
-    st.dataframe(layers, hide_index=True, key="byo_layers")
+        kept = t("list.sep").join(f"{row.layer} ({row.skipped})" for row in skipped.itertuples())
+        st.info(t("byo.left_alone", layers=kept))
+    st.dataframe(layers, hide_index=True, key="byo_layers", column_config=layer_columns())
 
 
 def main() -> None:
-    st.title("Your model")
-    st.caption("Upload weights you trained; see how far they compress before they stop working.")
+    i18n.language_picker()
+    st.title(t("nav.Your_model"))
+    st.caption(t("byo.caption"))
     for problem in cache.MODEL_MODULE_PROBLEMS:
-        st.warning(f"An operator architecture was not registered: {plain(problem)}")
+        st.warning(t("byo.module_problem", problem=plain(problem)))
     arch = st.selectbox(
-        "Architecture",
+        t("byo.arch"),
         MODELS.names(),
         index=MODELS.names().index("lenet5") if "lenet5" in MODELS else 0,
         key="byo_arch",
-        format_func=lambda n: f"{n} — {MODELS[n].description}",
-        help="The network your weights belong to. Only architectures the server knows.",
+        format_func=pick.model_label,
+        help=t("byo.arch_help"),
     )
     try:
         dataset = pick_data()
@@ -133,18 +134,17 @@ def main() -> None:
         st.error(plain(e))
         st.stop()
     upload = st.file_uploader(
-        "Weights",
+        t("byo.weights"),
         key="byo_file",  # no type=: the extension is checked below, with a clear message
-        help=f"A state_dict ({', '.join(SAFE_EXTENSIONS)}), at most "
-        f"{MAX_UPLOAD_BYTES >> 20} MiB. It is read as data, never run.",
+        help=t("byo.weights_help", ext=", ".join(SAFE_EXTENSIONS), mib=MAX_UPLOAD_BYTES >> 20),
     )
     if upload is None:
-        st.info(HOW_TO)
+        st.info(t("byo.howto", howto=SAVE_WEIGHTS_HOWTO))
         st.stop()
     if upload.size > MAX_UPLOAD_BYTES:  # before reading a byte of it
+        size = f"{upload.size / 2**20:.1f}"
         st.error(
-            f"{plain(upload.name, 80)} is {upload.size / 2**20:.1f} MiB; the limit is "
-            f"{MAX_UPLOAD_BYTES >> 20} MiB. Run the CLI on your own machine for bigger models."
+            t("byo.too_big", file=plain(upload.name, 80), size=size, mib=MAX_UPLOAD_BYTES >> 20)
         )
         st.stop()
     blob = upload.getvalue()
@@ -159,24 +159,23 @@ def main() -> None:
         config = controls.controls()
         r = cache.user_result(*args, config.key(), None, _blob=blob)
     except (ConfigError, CompressionError) as e:
-        st.error(f"This setting cannot be applied: {plain(e)}")
+        st.error(t("explore.cannot_apply", error=plain(e)))
         st.stop()
     show_result(r)
     if not r.finite:
-        st.error("The compressed model outputs NaN/Inf: it is reported here, never plotted.")
+        st.error(t("byo.not_finite"))
         st.stop()
     st.download_button(
-        f"Download the compressed model ({human_bytes(r.artifact_bytes)})",
+        t("export.artifact", size=human_bytes(r.artifact_bytes)),
         cache.user_artifact(*args, config.key(), _blob=blob),
         f"{arch}-{dataset.replace(':', '-')}.slim",
         "application/octet-stream",
         key="byo_download",
-        help="Read it back with compress_core.format.artifact.load_compressed(path). "
-        "It is also kept on the Compare page.",
+        help=t("byo.download_help"),
         on_click="ignore",  # no rerun: the served file stays while it downloads
     )
     for problem in cache.STORE_PROBLEMS:
-        st.caption(f"History not saved: {problem}")
+        st.caption(t("byo.not_saved", problem=problem))
 
 
 main()

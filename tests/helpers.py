@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,25 +51,58 @@ def wait_healthy(url: str, seconds: float = 90) -> None:
     raise AssertionError(f"streamlit at {url} did not start within {seconds:.0f} s")
 
 
-@contextlib.contextmanager
-def streamlit_server(log_path: Path, app: str = "app.py"):
-    """`streamlit run app` on a free port of 127.0.0.1, as a user starts it; yields its URL.
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium with nothing that phones home: the browser tests must pass without a network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
-    Its output goes to ``log_path``: a pipe nobody reads would fill and stall it.
-    """
+
+def launch_chromium(pw, executable: str = CHROMIUM):
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+def require_browser() -> None:
+    """Skip (or, with SLIMSCOPE_REQUIRE_BROWSER set, fail) when Chromium is missing."""
+    import pytest
+
+    if Path(CHROMIUM).exists():
+        return
+    message = "Chromium not found: apt-get install -y chromium (CI installs it)"
+    if os.environ.get("SLIMSCOPE_REQUIRE_BROWSER"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    flags = {"port": port, "address": "127.0.0.1", "headless": "true"}
-    args = [x for k, v in flags.items() for x in (f"--server.{k}", str(v))]
-    root = Path(__file__).resolve().parent.parent
-    with open(log_path, "wb") as log:
-        command = [sys.executable, "-m", "streamlit", "run", app, *args]
-        proc = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, env: dict | None = None):
+    """A real ``streamlit run app.py`` on 127.0.0.1; yields (url, process)."""
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # a pipe nobody reads would fill and stall it
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()

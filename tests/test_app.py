@@ -9,6 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
+from compress_core.core.layers import compressed_share
+from ui import view
 from ui.format import human_bytes
 
 TIMEOUT = 300  # the first run may train the digits baseline
@@ -76,15 +78,105 @@ def test_every_method_choice_renders(at):
     assert "act 8-bit" in at.session_state.history[list(at.session_state.history)[-1]]["label"]
 
 
-def test_a_link_with_a_rejected_config_shows_an_error_not_a_traceback(digits_lenet):
+def test_a_bad_link_value_is_reported_and_only_that_key_falls_back(digits_lenet):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.query_params["prune_rate"] = "1.5"
+    app.query_params.update({"prune_rate": "1.5", "bits": "3", "quant": "**bold**"})
     app.run()
     assert not app.exception
-    assert any("prune_rate must be a number from 0 to 1" in e.value for e in app.error)
+    texts = [w.value for w in app.warning]
+    assert any(r"\*\*bold\*\*" in t for t in texts)  # shown literally, not as markdown
+    texts = [t.replace("\\", "") for t in texts]
+    assert any("prune_rate" in t and "a number from 0 to 1" in t for t in texts)
+    assert app.slider(key="prune_rate").value == view.DEFAULTS["prune_rate"]
+    assert app.selectbox(key="quant").value == view.DEFAULTS["quant"]
+    assert app.select_slider(key="bits").value == 3  # the valid value is kept
     assert _metric(app, "Test accuracy").endswith("%")  # the defaults still show a result
     app.slider(key="prune_rate").set_value(30).run()  # and the page goes on normally
-    assert not app.error and not app.exception
+    assert not app.warning and not app.exception
+
+
+def test_a_bare_url_means_the_documented_defaults_and_stays_bare(digits_lenet):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert app.slider(key="prune_rate").value == 50 and app.select_slider(key="bits").value == 4
+    assert app.selectbox(key="pick_dataset").value == "digits"
+    assert not dict(app.query_params)
+    app.slider(key="prune_rate").set_value(0).run()
+    app.select_slider(key="bits").set_value(32).run()
+    query = {k: v[0] if isinstance(v, list) else v for k, v in app.query_params.items()}
+    assert view.from_query(query) == ({**view.DEFAULTS, "prune_rate": 0, "bits": 32}, [])
+
+
+def test_a_link_sets_data_set_model_and_subset_too(digits_lenet, digits_mlp):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "true"})
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="pick_model").value == "mlp"
+    assert app.selectbox(key="pick_subset").value == 500
+    assert app.toggle(key="huffman").value is True
+    base, _ = digits_mlp
+    share, kept = compressed_share(base, CompressionConfig(prune_rate=0.5, bits=4, huffman=True))
+    assert list(kept) == ["fc3"]  # fc1 holds most of the MLP's weights: compressed
+    assert any(f"Compressing {share:.0%} of the weights: fc3 kept" in c.value for c in app.caption)
+
+
+# One value other than the default for every field of the view (a new field needs one too).
+SAMPLES = {
+    "dataset": "fashion-mnist",
+    "model": "mlp",
+    "epochs": 7,
+    "subset": 500,
+    "prune_rate": 35,
+    "bits": 32,
+    "prune_method": "random",
+    "scope": "global",
+    "quant": "kmeans",
+    "granularity": "per_tensor",
+    "skip_first_last": False,
+    "huffman": True,
+    "act_bits": 6,
+    "act_calibration": "percentile",
+    "include": ("conv*", "fc1"),
+    "exclude": ("fc3",),
+    "lang": "zh",
+}
+
+
+def test_the_view_round_trips_through_the_url_for_every_field():
+    assert set(SAMPLES) == set(view.BY_NAME)
+    assert view.to_query(view.DEFAULTS) == {}  # the defaults are a bare URL
+    for name, value in SAMPLES.items():
+        changed = {**view.DEFAULTS, name: value}
+        query = view.to_query(changed)
+        assert list(query) == [name]  # only what differs from the defaults
+        assert view.from_query(query) == (changed, [])
+    everything = {**view.DEFAULTS, **SAMPLES}
+    assert view.from_query(view.to_query(everything)) == (everything, [])
+
+
+@pytest.mark.parametrize("rate", [5, 20])
+def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(at, digits_lenet, rate):
+    base, data = digits_lenet
+    at.session_state["explore_tab"] = "Layers"
+    at.slider(key="prune_rate").set_value(rate).run()
+    expected = run_on(base, data, CompressionConfig(prune_rate=rate / 100, bits=4))
+    notes = [c.value for c in at.caption if "A little pruning can make the file bigger" in c.value]
+    assert len(notes) == 1
+    table = next(d.value for d in at.dataframe if "encoding" in d.value.columns)
+    assert table["encoding"].tolist() == [row["encoding"] for row in expected.layers]
+    pruned = table[table["skipped"] == ""]
+    assert all(e.split(" ")[0] in ("bitmask", "relative") for e in pruned["encoding"])
+
+
+def test_non_zeros_falling_with_bits_is_explained_when_it_happens(at, digits_lenet):
+    base, data = digits_lenet
+    at.slider(key="prune_rate").set_value(0).run()
+    at.select_slider(key="bits").set_value(2).run()
+    r = run_on(base, data, CompressionConfig(prune_rate=0, bits=2))
+    assert r.nonzero_params < r.baseline_params  # the zero level swallows small weights
+    assert any("Non-zero parameters can fall" in c.value for c in at.caption)
+    at.select_slider(key="bits").set_value(32).run()
+    assert not any("Non-zero parameters can fall" in c.value for c in at.caption)
 
 
 def test_a_link_sets_the_controls_and_the_url_follows_them(digits_lenet):
@@ -110,9 +202,11 @@ def test_a_missing_data_set_shows_how_to_get_it(at, monkeypatch):
     monkeypatch.setenv("SLIMSCOPE_DATA", "/nonexistent")
     at.selectbox(key="pick_dataset").set_value("cifar10").run()
     assert not at.exception
-    assert any("digits" in e.value and "CIFAR" in e.value for e in at.error)
-    at.selectbox(key="pick_dataset").set_value("digits").run()  # and back to work
-    assert not at.error and _metric(at, "Test accuracy").endswith("%")
+    assert any("cifar10" in w.value and "Showing digits" in w.value for w in at.warning)
+    assert at.selectbox(key="pick_dataset").value == "digits"  # the previous one stays
+    assert _metric(at, "Test accuracy").endswith("%")
+    at.slider(key="prune_rate").set_value(30).run()  # and the page goes on normally
+    assert not at.warning and not at.exception
 
 
 def test_two_sessions_keep_their_own_history(digits_lenet):
@@ -134,3 +228,30 @@ def test_training_a_new_baseline_in_the_page_then_moving_a_slider(digits_lenet):
     app.slider(key="prune_rate").set_value(80).run()  # the rerun hits the baseline cache
     assert not app.exception
     assert _metric(app, "Test accuracy").endswith("%")
+
+
+def test_the_flip_gallery_splits_now_wrong_from_now_right_as_the_engine_says(at, digits_lenet):
+    base, data = digits_lenet
+    at.session_state["explore_tab"] = "What changed"
+    at.slider(key="prune_rate").set_value(90).run()
+    at.select_slider(key="bits").set_value(2).run()
+    r = run_on(base, data, CompressionConfig(prune_rate=0.9, bits=2))
+    true = [int(data.test_y[i]) for i in r.changed]
+    wrong = sum(old == t for old, t in zip(r.changed_from, true, strict=True))
+    right = sum(new == t for new, t in zip(r.changed_to, true, strict=True))
+    assert wrong > 0  # 90 % at 2 bits breaks some predictions
+    shown = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("**")}
+    assert f"**: {wrong} (" in shown["Now wrong — the baseline was right"]
+    if right:
+        assert f"**: {right} (" in shown["Now right — the baseline was wrong"]
+
+
+def test_only_the_open_tab_is_drawn_and_each_tab_renders(at):
+    charts = {"Trade-off": 2, "Layers": 1, "Weights": 1, "What changed": 0, "History & export": 0}
+    for tab, count in [*list(charts.items())[1:], ("Trade-off", 2)]:
+        at.session_state["explore_tab"] = tab
+        at.run()
+        assert not at.exception, tab
+        assert len(at.get("plotly_chart")) == count, tab
+        # CSV, the compressed model and the HTML report
+        assert len(at.get("download_button")) == (3 if tab == "History & export" else 0)

@@ -1,56 +1,27 @@
 """One real-browser test: Chromium driven by Playwright against `streamlit run app.py`."""
 
-import os
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
-from helpers import streamlit_server
+from helpers import CHROMIUM, launch_chromium, require_browser, streamlit_server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _require_browser():
-    if Path(CHROMIUM).exists():
-        return
-    message = "Chromium not found: apt-get install -y chromium (CI installs it)"
-    if os.environ.get("SLIMSCOPE_REQUIRE_BROWSER"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(digits_lenet):
-    ARTIFACTS.mkdir(exist_ok=True)
-    with streamlit_server(ARTIFACTS / "streamlit.log") as url:
+    with streamlit_server(ARTIFACTS / "streamlit.log") as (url, _):
         yield url
 
 
 def test_page_renders_slider_changes_metric_and_plot_is_present(server):
-    _require_browser()
+    require_browser()
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw, CHROMIUM)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)

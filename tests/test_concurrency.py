@@ -21,6 +21,7 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ from helpers import wait_healthy
 
 from compress_core import CompressionConfig, run_on
 from compress_core.io.store import Store
-from ui import cache
+from ui import cache, view
 from ui.format import human_bytes
 
 os.environ.setdefault("SLIMSCOPE_DATA_HOME", tempfile.mkdtemp(prefix="slimscope-test-data-"))
@@ -160,7 +161,10 @@ def test_eight_tabs_at_once_each_show_single_session_numbers(digits_lenet, serve
                     for _ in range(presses):
                         page.keyboard.press("ArrowRight")
             for page, (rate, bits) in zip(pages, finals, strict=True):
-                expect(page).to_have_url(re.compile(rf"prune_rate={rate / 100}&bits={bits}$"))
+                query = urlencode(
+                    view.to_query({**view.DEFAULTS, "prune_rate": rate, "bits": bits})
+                )
+                expect(page).to_have_url(re.compile(re.escape(query) + "$"))
                 for label, value in zip(SHOWN, expected[rate, bits], strict=True):
                     expect(_metric(page, label)).to_have_text(value, timeout=TIMEOUT_MS)
                 assert not page.get_by_test_id("stException").count()

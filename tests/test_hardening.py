@@ -164,7 +164,7 @@ def test_an_operator_architecture_without_arguments_builds(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
-    with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+    with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as (url, _):
         yield url
 
 

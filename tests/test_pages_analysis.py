@@ -10,6 +10,7 @@ import ui.cache
 from compress_core import CompressionConfig, run_on
 from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import method_grid
+from compress_core.catalog import text
 
 TIMEOUT = 300  # the first run may train the digits baseline
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -45,7 +46,8 @@ def test_sweep_runs_the_grid_flags_the_front_and_reruns_from_the_cache(digits_le
     assert table["front_params"].tolist() == pareto_mask(table, "nonzero_params").tolist()
     assert next(m.value for m in at.metric if m.label == "Points") == "10 of 10"
     assert len(at.get("plotly_chart")) == 3  # bytes, parameters, heatmap
-    assert at.get("download_button")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == [text("en", "run.csv"), text("en", "report.download")]  # CSV, HTML report
     # The numbers are the engine's: one point recomputed directly.
     base, data = digits_lenet
     row = table[(table["prune_method"] == "random") & (table["prune_rate"] == 0.5)].iloc[0]
@@ -104,12 +106,14 @@ def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet
     at.button(key="budget_submit").click().run()
     assert not at.exception and not at.error
     assert any("Smallest model found" in s.value for s in at.success)
+    assert not [b for b in at.button if b.label == "Stop"]  # the search is done: no Stop
     uniform = next(i.value for i in at.info if "Best uniform setting meeting δ" in i.value)
     saved = float(re.search(r"\*\*(-?[\d.]+)%\*\* smaller", uniform).group(1))
     assert saved >= 0.0  # never larger than the best uniform setting
     plan = next(d.value for d in at.dataframe)
     assert plan["layer"].tolist() == ["conv2", "fc1", "fc2"]  # first and last kept intact
-    assert at.get("download_button")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels[-1] == text("en", "report.download")  # after the model's download
 
     at.radio(key="budget_goal").set_value("absolute")
     at.number_input(key="budget_abs").set_value(100.0)

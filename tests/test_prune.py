@@ -7,9 +7,11 @@ import torch
 import torch.nn.utils.prune as tprune
 
 from compress_core import CompressionConfig, compress
-from compress_core.core.layers import select_layers, weight_layers
+from compress_core.core.config import SKIP_MAX_SHARE
+from compress_core.core.layers import compressed_share, select_layers, weight_layers
 from compress_core.core.prune import replay_structured, unstructured_masks
 from compress_core.core.record import get_record
+from compress_core.io.models import MODELS, build_model
 
 RATES = [0.0, 0.1, 0.5, 0.9, 0.95, 1.0]
 
@@ -131,3 +133,18 @@ def test_structured_keeps_the_most_important_channels(tiny):
     out = compress(tiny, CompressionConfig(prune_rate=0.5, prune_method="l1-structured"))
     removed = {s["module"]: s["idxs"] for s in get_record(out).structured}
     assert removed["fc1"] == list(range(16, 32))
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_default_layer_selection_compresses_the_bulk_of_every_registry_model(name):
+    shape = (3, 32, 32) if name in ("resnet18", "mobilenet_v3_small") else (1, 28, 28)
+    model = build_model(name, shape, 10)
+    share, kept = compressed_share(model, CompressionConfig())
+    layers = weight_layers(model)
+    total = sum(m.weight.numel() for m in layers.values())
+    assert share >= 0.9
+    for layer in kept:  # only a small first or last layer is kept
+        assert layer in (next(iter(layers)), list(layers)[-1])
+        assert layers[layer].weight.numel() <= SKIP_MAX_SHARE * total
+    chosen, _ = select_layers(model, CompressionConfig())
+    assert share == pytest.approx(sum(layers[n].weight.numel() for n in chosen) / total)

@@ -5,7 +5,10 @@
 - Results and artifacts: ``st.cache_data`` keyed by plain values (model, data set,
   epochs, seed, the config's key), so returning to a setting is instant.
 Heavy work (training, a compression) runs under a small semaphore so one tab
-cannot starve the others.
+cannot starve the others. Sessions asking for the same thing share one computation:
+Streamlit's caches hold a lock per key, so 8 identical requests compute once and 7 wait
+for it. Every cache has ``max_entries`` (and the big ones a ``ttl``), so a class using
+the server for an hour keeps memory bounded (``bench/bench_class.py --minutes``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def baseline(model: str, dataset: str, epochs: int | None, seed: int, _progress=
         return get_baseline(model, dataset, epochs=epochs, seed=seed, progress=_progress)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+# A compressed MLP with its record (masks, int64 codes) is ~5 MB: 32 of them stay well bounded.
+@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
 def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_key: str):
     """The compressed copy for one config (shared read-only, like the base)."""
     base, data = baseline(model, dataset, epochs, seed)
@@ -60,7 +64,7 @@ def compressed(model: str, dataset: str, epochs: int | None, seed: int, config_k
         return compress(base, config, calib)
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@st.cache_data(max_entries=1024, ttl=7200, show_spinner=False)
 def result(model: str, dataset: str, epochs: int | None, seed: int, config_key: str, subset):
     """The evaluated, measured Result of one config."""
     base, data = baseline(model, dataset, epochs, seed)
@@ -340,3 +344,43 @@ def latency(model, dataset, epochs, seed, config_key, runtimes, batches, threads
         return measure_latency(
             small, calibration=calib, runtimes=runtimes, batches=batches, threads=threads
         )
+
+
+# --- the Learn page (issue 13) ----------------------------------------------------------------
+# Lesson points go through ``result`` and ``finetuned_result`` above; only the byte lesson
+# needs its own entry (two artifacts and three torch.save sizes per setting).
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def lesson_bytes(model: str, dataset: str, epochs, seed: int, config_key: str) -> dict:
+    """{"parts": bytes by component without and with Huffman, "saves": torch.save sizes}."""
+    import dataclasses
+
+    from compress_core.analysis.lessons import torch_save_sizes
+    from compress_core.format.breakdown import bytes_by_component
+
+    base, _ = baseline(model, dataset, epochs, seed)
+    config = CompressionConfig.from_dict(json.loads(config_key))
+    coded = dataclasses.replace(config, huffman=True).key()
+    small = compressed(model, dataset, epochs, seed, config_key)
+    small_coded = compressed(model, dataset, epochs, seed, coded)  # each takes the semaphore
+    with HEAVY_JOBS:
+        return {
+            "parts": {
+                "plain": bytes_by_component(small),
+                "huffman": bytes_by_component(small_coded),
+            },
+            "saves": torch_save_sizes(base, small),
+        }
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def layer_errors(model: str, dataset: str, epochs, seed: int, config_key: str):
+    """The per-layer error table of one config (``compress_core.eval.errors``)."""
+    from compress_core.eval.errors import calibration_batch
+    from compress_core.eval.errors import layer_errors as errors
+
+    base, data = baseline(model, dataset, epochs, seed)
+    small = compressed(model, dataset, epochs, seed, config_key)
+    with HEAVY_JOBS:
+        return errors(base, small, calibration_batch(data))

@@ -9,23 +9,41 @@ from plotly.subplots import make_subplots
 
 from compress_core.analysis.pareto import pareto_mask
 
-MARGIN = dict(l=10, r=10, t=30, b=10)
+from .i18n import t
 
-AXES = {
-    "artifact_bytes": "compressed size (bytes, log scale)",
-    "nonzero_params": "non-zero parameters (log scale)",
-    "latency_ms": "measured latency (ms, log scale)",
-}
-UNITS = {"artifact_bytes": "bytes", "nonzero_params": "non-zero params", "latency_ms": "ms"}
-HOVER = (
-    "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.3~f} "
-    "{unit}<br>%{customdata[1]}<extra></extra>"
-)
+MARGIN = dict(l=10, r=10, t=40, b=10)  # the top margin holds plotly's toolbar, off the data
+# Plotly's toolbar has ~12 buttons; at phone width (390 px) it covered the charts. Keep the few
+# a class uses (save picture, zoom, reset), in the top margin.
+MODEBAR_REMOVE = ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "pan2d"]
+
+
+def _axis(x: str) -> str:
+    """The size axis' title: compressed bytes or non-zero parameters, both log scale."""
+    known = ("artifact_bytes", "nonzero_params", "latency_ms")
+    return t(f"chart.axis_{x}") if x in known else x
+
+
+def _unit(x: str) -> str:
+    units = {"artifact_bytes": "bytes", "nonzero_params": "params", "latency_ms": "ms"}
+    return t(f"chart.unit_{units[x]}") if x in units else x
+
+
+def _hover(unit: str) -> str:
+    """Hover text for a tried point: its label, accuracy, size and settings."""
+    return (
+        f"<b>%{{customdata[0]}}</b><br>{t('chart.accuracy_word')} %{{y:.2f}} %<br>"
+        f"%{{x:,.3~f}} {unit}<br>%{{customdata[1]}}<extra></extra>"
+    )
 
 
 def _tidy(fig: go.Figure, height: int, legend_y: float = -0.25) -> go.Figure:
     """The house layout: thin margins, the legend in a row under the plot."""
-    fig.update_layout(margin=MARGIN, height=height, legend=dict(orientation="h", y=legend_y))
+    fig.update_layout(
+        margin=MARGIN,
+        height=height,
+        legend=dict(orientation="h", y=legend_y),
+        modebar=dict(remove=MODEBAR_REMOVE, orientation="h"),
+    )
     return fig
 
 
@@ -36,21 +54,25 @@ def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
         x=front[x],
         y=100 * front["accuracy"],
         mode="lines",
-        name="Pareto front",
+        name=t("chart.front"),
         line=dict(color="#54A24B", width=2, shape="hv"),
         hoverinfo="skip",
     )
 
 
 def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> None:
-    """The uncompressed model, (size, accuracy), as a black diamond."""
+    """The uncompressed model, (size, accuracy), as an orange diamond with a dark rim.
+
+    Not black: Streamlit's dark theme would hide it.
+    """
     fig.add_scatter(
         x=[baseline[0]],
         y=[100 * baseline[1]],
         mode="markers",
-        name="baseline (fp32)",
-        marker=dict(size=13, symbol="diamond", color="black"),
-        hovertemplate=f"baseline<br>accuracy %{{y:.2f}} %<br>%{{x:,.3~f}} {unit}<extra></extra>",
+        name=t("chart.baseline"),
+        marker=dict(size=14, symbol="diamond", color="#F58518", line=dict(color="#333", width=1)),
+        hovertemplate=f"{t('chart.baseline')}<br>{t('chart.accuracy_word')} %{{y:.2f}} %<br>"
+        f"%{{x:,.3~f}} {unit}<extra></extra>",
     )
 
 
@@ -59,9 +81,9 @@ def _settings(row: pd.Series) -> str:
     if row["bits"] != 32:
         parts.append(f"{row['bits']}-bit {row['quant']} {row['granularity'].replace('_', '-')}")
     if row.get("act_bits", 32) != 32:
-        parts.append(f"activations {row['act_bits']}-bit")
+        parts.append(t("chart.activations", bits=row["act_bits"]))
     if row.get("finetuned"):
-        parts.append("fine-tuned")
+        parts.append(t("chart.finetuned"))
     return " · ".join(parts)
 
 
@@ -79,24 +101,24 @@ def tradeoff_figure(
     (columns x, accuracy, label), e.g. a paper's figures.
     """
     fig = go.Figure()
-    unit = UNITS.get(x, x)
+    unit = _unit(x)
     if len(frame):
         df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
         df["front"] = pareto_mask(df, x, "accuracy")
         df["settings"] = df.apply(_settings, axis=1)
         custom = np.stack([df["label"], df["settings"]], axis=1)
         groups = df["finetuned"] if "finetuned" in df else pd.Series(False, index=df.index)
-        for tuned, name, color in ((False, "one-shot", "#4C78A8"), (True, "fine-tuned", "#F58518")):
+        for tuned, color in ((False, "#4C78A8"), (True, "#F58518")):
             part = groups == tuned
             if part.any():
                 fig.add_scatter(
                     x=df.loc[part, x],
                     y=100 * df.loc[part, "accuracy"],
                     mode="markers",
-                    name=f"tried ({name})",
+                    name=t("chart.tried_tuned" if tuned else "chart.tried_oneshot"),
                     marker=dict(size=8, color=color, opacity=0.75),
                     customdata=custom[part.to_numpy()],
-                    hovertemplate=HOVER.replace("{unit}", unit),
+                    hovertemplate=_hover(unit),
                 )
         add_front_line(fig, df, x)
         if current is not None and (df["key"] == current).any():
@@ -105,10 +127,10 @@ def tradeoff_figure(
                 x=[row[x]],
                 y=[100 * row["accuracy"]],
                 mode="markers",
-                name="current",
+                name=t("chart.current"),
                 marker=dict(size=18, symbol="star", color="#E45756", line=dict(width=1)),
                 customdata=[[row["label"], row["settings"]]],
-                hovertemplate=HOVER.replace("{unit}", unit),
+                hovertemplate=_hover(unit),
             )
     if baseline is not None:
         add_baseline(fig, baseline, unit)
@@ -118,13 +140,13 @@ def tradeoff_figure(
             x=extra[x],
             y=100 * extra["accuracy"],
             mode="markers+text",
-            name="paper",
+            name=t("chart.paper"),
             text=extra["label"],
             textposition="top center",
             marker=dict(size=12, symbol="x", color="#B279A2"),
         )
-    fig.update_xaxes(type="log", title=AXES.get(x, x))
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_xaxes(type="log", title=_axis(x))
+    fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 380)
 
 
@@ -135,21 +157,21 @@ def layer_figure(layers: pd.DataFrame) -> go.Figure:
     fig.add_bar(
         x=layers["layer"],
         y=kept,
-        name="weights kept (%)",
+        name=t("chart.kept"),
         marker_color="#4C78A8",
-        hovertemplate="%{x}: %{y:.1f} % kept<extra></extra>",
+        hovertemplate="%{x}: %{y:.1f} %<extra></extra>",
     )
     fig.add_scatter(
         x=layers["layer"],
         y=layers["bits"],
-        name="bits",
+        name=t("chart.bits"),
         mode="markers+lines",
         marker=dict(size=10, color="#F58518"),
         secondary_y=True,
-        hovertemplate="%{x}: %{y} bits<extra></extra>",
+        hovertemplate="%{x}: %{y}<extra></extra>",
     )
-    fig.update_yaxes(title="weights kept (%)", range=[0, 105], secondary_y=False)
-    fig.update_yaxes(title="bits", range=[0, 33], secondary_y=True)
+    fig.update_yaxes(title=t("chart.kept"), range=[0, 105], secondary_y=False)
+    fig.update_yaxes(title=t("chart.bits"), range=[0, 33], secondary_y=True)
     return _tidy(fig, 320, legend_y=-0.3)
 
 
@@ -159,14 +181,15 @@ def histogram_figure(before: np.ndarray, after: np.ndarray, bins: int = 120) -> 
     lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
     size = (hi - lo) / bins or 1.0
     spec = dict(start=lo, end=hi + size, size=size)
-    fig.add_histogram(x=before, name="before", xbins=spec, marker_color="#9ecae1", opacity=0.7)
-    fig.add_histogram(x=after, name="after", xbins=spec, marker_color="#E45756", opacity=0.8)
+    fig.add_histogram(x=before, name=t("chart.before"), xbins=spec, marker_color="#9ecae1")
+    fig.add_histogram(x=after, name=t("chart.after"), xbins=spec, marker_color="#E45756")
+    fig.update_traces(opacity=0.75)
     fig.update_layout(
         barmode="overlay",
         height=320,
         margin=MARGIN,
-        xaxis_title="weight value",
-        yaxis_title="count (log scale)",
+        xaxis_title=t("chart.weight_value"),
+        yaxis_title=t("chart.count_log"),
         legend=dict(orientation="h", y=-0.3),
     )
     fig.update_yaxes(type="log")
@@ -181,17 +204,17 @@ def heatmap_figure(frame: pd.DataFrame, value: str = "accuracy") -> go.Figure:
         go.Heatmap(
             z=scale * table.to_numpy(),
             x=[f"{c:.0%}" for c in table.columns],
-            y=[("float" if b == 32 else f"{b}-bit") for b in table.index],
+            y=[(t("ctl.float") if b == 32 else t("ctl.n_bit", bits=b)) for b in table.index],
             colorscale="Viridis",
-            colorbar=dict(title="acc %" if value == "accuracy" else value),
-            hovertemplate="rate %{x}, %{y}: %{z:.2f}<extra></extra>",
+            colorbar=dict(title=t("chart.acc_pct") if value == "accuracy" else value),
+            hovertemplate="%{x}, %{y}: %{z:.2f}<extra></extra>",
         )
     )
     fig.update_layout(
         height=360,
         margin=MARGIN,
-        xaxis_title="pruning rate",
-        yaxis_title="weight bits",
+        xaxis_title=t("chart.prune_rate"),
+        yaxis_title=t("ctl.bits"),
     )
     return fig
 
@@ -214,7 +237,7 @@ def sweep_figure(
     ``frame`` has Result.to_row() columns; the front is over all methods together.
     """
     fig = go.Figure()
-    unit = UNITS.get(x, x)
+    unit = _unit(x)
     df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
     if len(df):
         df["front"] = pareto_mask(df, x, "accuracy")
@@ -233,13 +256,13 @@ def sweep_figure(
                     line=dict(width=np.where(part["front"], 2, 0), color="#1b5e20"),
                 ),
                 customdata=np.stack([part["label"], part["settings"]], axis=1),
-                hovertemplate=HOVER.replace("{unit}", unit),
+                hovertemplate=_hover(unit),
             )
         add_front_line(fig, df, x)
     if baseline is not None:
         add_baseline(fig, baseline, unit)
-    fig.update_xaxes(type="log", title=AXES.get(x, x))
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_xaxes(type="log", title=_axis(x))
+    fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 400)
 
 
@@ -261,28 +284,28 @@ def sensitivity_figure(points: pd.DataFrame, kind: str = "prune") -> go.Figure:
             name=layer,
             line=dict(color=PALETTE[i % len(PALETTE)]),
             customdata=part["delta_pp"],
-            hovertemplate=f"{layer}: %{{x}} → %{{y:.2f}} % (%{{customdata:+.2f}} pp)"
-            "<extra></extra>",
+            hovertemplate=f"{layer}: %{{x}} → %{{y:.2f}} % (%{{customdata:+.2f}} "
+            f"{t('chart.pp')})<extra></extra>",
         )
     if len(df):
         fig.add_hline(
             y=100 * df["baseline_accuracy"].iloc[0],
             line_dash="dot",
             line_color="grey",
-            annotation_text="baseline",
+            annotation_text=t("chart.baseline"),
         )
     if kind == "prune":
-        fig.update_xaxes(title="pruning rate of this layer alone (%)")
+        fig.update_xaxes(title=t("chart.layer_rate"))
     else:
         order = sorted(df["bits"].unique(), reverse=True)
         fig.update_xaxes(
-            title="weight bits of this layer alone",
+            title=t("chart.layer_bits"),
             type="category",
             categoryorder="array",
             categoryarray=[str(b) for b in order],
         )
     split = df["split"].iloc[0] if len(df) else "val"
-    fig.update_yaxes(title=f"{'validation' if split == 'val' else 'test'} accuracy (%)")
+    fig.update_yaxes(title=t("chart.val_accuracy" if split == "val" else "chart.test_accuracy"))
     return _tidy(fig, 380)
 
 
@@ -294,7 +317,8 @@ def budget_figure(
     ``tried`` has Candidate.to_row() columns; ``chosen``/``uniform`` are labels to mark.
     """
     fig = go.Figure()
-    unit = UNITS.get(x, x)
+    unit = _unit(x)
+    hover = f"%{{text}}<br>{t('chart.val')} %{{y:.2f}} %<br>%{{x:,.3~f}} {unit}<extra></extra>"
     styles = {"uniform": "#9ecae1", "greedy": "#F58518", "refine": "#B279A2"}
     for source, color in styles.items():
         part = tried[tried["source"] == source]
@@ -303,14 +327,14 @@ def budget_figure(
                 x=part[x],
                 y=100 * part["val_accuracy"],
                 mode="markers",
-                name=f"{source} ({len(part)})",
+                name=t("chart.source", source=t(f"source.{source}"), n=len(part)),
                 marker=dict(size=8, color=color, opacity=0.85),
                 text=part["label"],
-                hovertemplate=f"%{{text}}<br>val %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+                hovertemplate=hover,
             )
     for label, name, symbol, color in (
-        (uniform, "best uniform", "square", "#4C78A8"),
-        (chosen, "chosen", "star", "#E45756"),
+        (uniform, t("chart.best_uniform"), "square", "#4C78A8"),
+        (chosen, t("chart.chosen"), "star", "#E45756"),
     ):
         row = tried[tried["label"] == label]
         if label is not None and len(row):
@@ -321,11 +345,11 @@ def budget_figure(
                 name=name,
                 marker=dict(size=18, symbol=symbol, color=color, line=dict(width=1)),
                 text=row["label"].iloc[:1],
-                hovertemplate=f"%{{text}}<br>val %{{y:.2f}} %<br>%{{x:,.0f}} {unit}<extra></extra>",
+                hovertemplate=hover,
             )
     fig.add_hline(y=100 * delta, line_dash="dash", line_color="#E45756", annotation_text="δ")
-    fig.update_xaxes(type="log", title=AXES.get(x, x))
-    fig.update_yaxes(title="validation accuracy (%)")
+    fig.update_xaxes(type="log", title=_axis(x))
+    fig.update_yaxes(title=t("chart.val_accuracy"))
     return _tidy(fig, 400)
 
 
@@ -334,10 +358,11 @@ def plan_figure(plan: pd.DataFrame) -> go.Figure:
 
     ``plan`` has BudgetResult.plan_rows() columns.
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("weights kept (%)", "weight bits"))
+    titles = (t("chart.kept"), t("ctl.bits"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
     pairs = (
-        ("chosen", "prune_rate", "bits", "#E45756"),
-        ("best uniform", "uniform_rate", "uniform_bits", "#4C78A8"),
+        (t("chart.chosen"), "prune_rate", "bits", "#E45756"),
+        (t("chart.best_uniform"), "uniform_rate", "uniform_bits", "#4C78A8"),
     )
     for name, rate, bits, color in pairs:
         if plan[rate].isna().all():
@@ -382,8 +407,9 @@ def recovery_figure(frame: pd.DataFrame, baseline: float | None = None) -> go.Fi
     for each (curve, rate) the latest row is drawn. ``baseline`` is the fp32 accuracy.
     """
     fig = go.Figure()
-    curves = (("one-shot", False, "#4C78A8", "circle"), ("fine-tuned", True, "#F58518", "diamond"))
-    for name, tuned, color, symbol in curves:
+    curves = ((False, "#4C78A8", "circle"), (True, "#F58518", "diamond"))
+    for tuned, color, symbol in curves:
+        name = t("chart.finetuned" if tuned else "chart.oneshot")
         part = frame[frame["finetuned"] == tuned] if len(frame) else frame
         if not len(part):
             continue
@@ -396,15 +422,18 @@ def recovery_figure(frame: pd.DataFrame, baseline: float | None = None) -> go.Fi
             line=dict(color=color, width=2),
             marker=dict(size=9, symbol=symbol, color=color),
             customdata=part[["label"]].to_numpy(),
-            hovertemplate="<b>%{customdata[0]}</b><br>pruned %{x:.0f} %<br>"
-            "accuracy %{y:.2f} %<extra>" + name + "</extra>",
+            hovertemplate=f"<b>%{{customdata[0]}}</b><br>{t('chart.pruned')} %{{x:.0f}} %<br>"
+            f"{t('chart.accuracy_word')} %{{y:.2f}} %<extra>{name}</extra>",
         )
     if baseline is not None:
         fig.add_hline(
-            y=100 * baseline, line_dash="dot", line_color="grey", annotation_text="baseline"
+            y=100 * baseline,
+            line_dash="dot",
+            line_color="grey",
+            annotation_text=t("chart.baseline"),
         )
-    fig.update_xaxes(title="weights pruned (%)")
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_xaxes(title=t("chart.pruned_pct"))
+    fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 360)
 
 
@@ -421,14 +450,15 @@ def replay_figure(
     upto = len(stages) - 1 if upto is None else upto
     shown, later = stages.iloc[: upto + 1], stages.iloc[upto:]
     hover = (
-        "<b>%{customdata[0]}</b><br>accuracy %{y:.2f} %<br>%{x:,.0f} bytes (%{customdata[1]:.1f}×)"
+        f"<b>%{{customdata[0]}}</b><br>{t('chart.accuracy_word')} %{{y:.2f}} %<br>"
+        f"%{{x:,.0f}} {t('chart.unit_bytes')} (%{{customdata[1]:.1f}}×)"
     )
     if len(later) > 1:
         fig.add_scatter(
             x=later["artifact_bytes"],
             y=100 * later["accuracy"],
             mode="lines+markers",
-            name="next stages",
+            name=t("chart.next_stages"),
             line=dict(color="#BBBBBB", dash="dot"),
             marker=dict(size=8, color="#BBBBBB"),
             hoverinfo="skip",
@@ -437,7 +467,7 @@ def replay_figure(
         x=shown["artifact_bytes"],
         y=100 * shown["accuracy"],
         mode="lines+markers+text",
-        name="this run",
+        name=t("chart.this_run"),
         text=[f"{r:.0f}×" for r in shown["ratio"]],
         textposition="top center",
         line=dict(color="#F58518", width=2),
@@ -450,12 +480,12 @@ def replay_figure(
             x=paper["artifact_bytes"],
             y=100 * paper["accuracy"],
             mode="lines+markers+text",
-            name="paper (MNIST)",
+            name=t("chart.paper_mnist"),
             text=paper["label"],
             textposition="bottom center",
             line=dict(color="#B279A2", dash="dash"),
             marker=dict(size=12, symbol="x", color="#B279A2"),
         )
-    fig.update_xaxes(type="log", title="artifact size (bytes, log scale)", autorange="reversed")
-    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_xaxes(type="log", title=_axis("artifact_bytes"), autorange="reversed")
+    fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 380)

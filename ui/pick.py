@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -9,17 +10,9 @@ import streamlit as st
 from compress_core.io.data import DATASETS, DatasetUnavailable
 from compress_core.io.models import MODELS
 from compress_core.train.baseline import TrainProgress, default_epochs
-from ui.safe import plain
 
-from . import cache
-
-PREVIEW_SIZES = {"all test images": None, "2,000 (fast preview)": 2000, "500": 500}
-DEFAULTS = {
-    "pick_dataset": "digits",
-    "pick_model": "lenet5",
-    "pick_epochs": 0,
-    "pick_subset": "all test images",
-}
+from . import cache, view
+from .i18n import number, percent, t
 
 
 @dataclass(frozen=True)
@@ -36,72 +29,89 @@ class Pick:
 
 
 def sidebar() -> Pick:
-    """Render the shared picker; its values survive switching pages."""
-    for key, default in DEFAULTS.items():
-        # Re-assigning keeps a widget's value alive on pages that do not render it.
-        st.session_state[key] = st.session_state.get(key, default)
+    """Render the shared picker from the view (so it survives switching pages)."""
+    view.show_problems()  # when a page runs on its own (tests); the app shows them first
     with st.sidebar:
-        st.header("Model")
+        st.header(t("pick.header"))
         dataset = st.selectbox(
-            "Data set",
+            t("pick.dataset"),
             DATASETS.names(),
-            key="pick_dataset",
-            help="digits ships with scikit-learn and always works offline. The others load "
-            "from a folder you name (SLIMSCOPE_DATA), the system's data folders, or a download.",
+            key=view.seed("pick_dataset", view.get("dataset")),
+            help=t("pick.dataset_help"),
         )
         model = st.selectbox(
-            "Model",
+            t("pick.model"),
             MODELS.names(),
-            key="pick_model",
-            format_func=lambda n: f"{n} — {MODELS[n].description}",
-            help="The architecture to train once and then compress.",
+            key=view.seed("pick_model", view.get("model")),
+            format_func=model_label,
+            help=t("pick.model_help"),
         )
         epochs = st.number_input(
-            "Training epochs (0 = default)",
+            t("pick.epochs"),
             0,
             200,
-            key="pick_epochs",
-            help=f"Epochs for the baseline; the default for this pick is "
-            f"{default_epochs(model, dataset)}. Each setting is trained once and cached on disk.",
+            key=view.seed("pick_epochs", view.get("epochs")),
+            help=t("pick.epochs_help", default=default_epochs(model, dataset)),
         )
         subset = st.selectbox(
-            "Evaluate on",
-            list(PREVIEW_SIZES),
-            key="pick_subset",
-            help="A fixed subset makes big test sets faster; numbers are then previews.",
+            t("pick.subset"),
+            view.SUBSETS,
+            key=view.seed("pick_subset", view.get("subset")),
+            format_func=subset_label,
+            help=t("pick.subset_help"),
         )
-    return Pick(model, dataset, int(epochs) or None, 0, PREVIEW_SIZES[subset])
+    picked = {"dataset": dataset, "model": model, "epochs": int(epochs), "subset": subset}
+    for name, value in picked.items():
+        view.put(name, value)
+    return Pick(model, dataset, int(epochs) or None, 0, subset or None)
 
 
-def load_baseline(pick: Pick):
-    """The cached (base, data) for a pick, training it with a progress bar if needed.
+def load_baseline(pick: Pick, slot=None):
+    """The cached (base, data) for a pick, training it first when needed.
 
-    Shows a clear error and stops the page when the data set is missing.
+    Training is shown in ``slot`` (an ``st.empty()`` that holds the page's body, so the
+    previous model's numbers are replaced, not greyed): what is trained, a progress bar
+    with epoch, loss and time left. A missing data set goes back to the previous one.
     """
-    box = st.status(f"Preparing {pick.model} on {pick.dataset} …", expanded=False)
-    bar = box.progress(0.0)
+    slot = slot if slot is not None else st.empty()
+    shown = {}
 
     def progress(p: TrainProgress) -> None:
-        done = ((p.epoch - 1) + p.step / max(p.steps, 1)) / max(p.epochs, 1)
-        bar.progress(
-            min(done, 1.0),
-            text=f"training epoch {p.epoch}/{p.epochs} · "
-            f"loss {p.loss:.3f} · train accuracy {p.accuracy:.1%}",
-        )
+        if not shown:
+            box = slot.container()
+            box.info(t("pick.training", model=pick.model, data=pick.dataset))
+            shown.update(bar=box.progress(0.0), start=time.monotonic())
+        done = min(((p.epoch - 1) + p.step / max(p.steps, 1)) / max(p.epochs, 1), 1.0)
+        elapsed = time.monotonic() - shown["start"]
+        left = t("pick.left", s=f"{elapsed / done - elapsed:.0f}") if done > 0.02 else t("pick.eta")
+        text = t("pick.epoch", epoch=p.epoch, epochs=p.epochs, loss=f"{p.loss:.3f}", left=left)
+        shown["bar"].progress(done, text=text)
 
     try:
         # outside_cache: a cache hit must not replay calls on this page's progress bar.
         base, data = cache.baseline(*pick.args, _progress=cache.outside_cache(progress))
     except DatasetUnavailable as e:
-        box.update(label="Data set not available", state="error")
-        st.error(
-            f"{plain(e)}\n\nMeanwhile, pick **digits** in the sidebar: it always works offline."
-        )
-        st.stop()
-    meta = getattr(base, "slimscope_baseline_meta", {}) or {}
-    acc = meta.get("test_accuracy")
-    label = f"Baseline {pick.model} on {pick.dataset}"
-    if acc is not None:
-        label += f": {acc:.2%} test accuracy"
-    box.update(label=label, state="complete")
+        view.dataset_missing(t("pick.missing", data=pick.dataset, error=e), "pick_dataset")
+    view.dataset_loaded(pick.dataset)
+    slot.empty()
     return base, data
+
+
+def baseline_caption(pick: Pick, base) -> str:
+    """'Baseline lenet5 on digits: 97.50% test accuracy'."""
+    acc = (getattr(base, "slimscope_baseline_meta", {}) or {}).get("test_accuracy")
+    if acc is None:
+        return t("pick.baseline", model=pick.model, data=pick.dataset)
+    return t("pick.baseline_acc", model=pick.model, data=pick.dataset, acc=percent(acc, 2))
+
+
+def model_label(name: str) -> str:
+    """'lenet5 — LeNet-5 …': the registry's name and its description (the model's own text)."""
+    return f"{name} — {MODELS[name].description}"
+
+
+def subset_label(subset: int) -> str:
+    """0 -> 'all test images', 2000 -> '2,000 (fast preview)'."""
+    if subset == 0:
+        return t("pick.subset_all")
+    return t("pick.subset_preview", n=number(subset)) if subset >= 2000 else number(subset)

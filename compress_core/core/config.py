@@ -12,6 +12,9 @@ SCOPES = ("layer", "global")
 GRANULARITIES = ("per_tensor", "per_channel")
 CALIBRATIONS = ("minmax", "percentile")
 FLOAT_BITS = 32  # the bit width that means "leave as float32"
+# skip_first_last keeps the first/last layer only when it holds at most this share of the
+# Conv/Linear weights, so the default compresses the bulk of every model.
+SKIP_MAX_SHARE = 0.10
 
 
 class ConfigError(ValueError):
@@ -48,7 +51,7 @@ class CompressionConfig:
     )
     act_bits: int = FLOAT_BITS  # activation bit width 2..16, or 32 = float activations
     act_calibration: str = "minmax"  # minmax | percentile (99.99th, robust to outliers)
-    skip_first_last: bool = True  # leave the first and the last layer at full size and precision
+    skip_first_last: bool = True  # keep the first/last layer intact where <= SKIP_MAX_SHARE
     include: tuple[str, ...] = ()  # fnmatch patterns of layer names to touch; empty = all
     exclude: tuple[str, ...] = ()  # fnmatch patterns of layer names never to touch
     huffman: bool = False  # Huffman-code the artifact's weight codes and indexes (Deep Compression)

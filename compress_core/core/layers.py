@@ -7,7 +7,7 @@ from fnmatch import fnmatch
 
 from torch import nn
 
-from .config import CompressionConfig
+from .config import SKIP_MAX_SHARE, CompressionConfig
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 # filter_fn(module, name) -> True to compress the layer (torchao's quantize_ convention).
@@ -26,16 +26,15 @@ def select_layers(
 
     Example:
         >>> names, skipped = select_layers(model, CompressionConfig(skip_first_last=True))
-        >>> skipped  # {'conv1': 'first layer', 'fc3': 'last layer'}
+        >>> skipped  # LeNet-5: {'conv1': 'first layer, small ...', 'fc3': 'last layer, small ...'}
     """
     layers = weight_layers(model)
     names = list(layers)
+    edges = _small_edges(layers) if config.skip_first_last else {}
     chosen, skipped = [], {}
-    for i, name in enumerate(names):
-        if config.skip_first_last and i == 0 and len(names) > 1:
-            skipped[name] = "first layer (skip first/last is on)"
-        elif config.skip_first_last and i == len(names) - 1 and len(names) > 1:
-            skipped[name] = "last layer (skip first/last is on)"
+    for name in names:
+        if name in edges:
+            skipped[name] = f"{edges[name]} layer, small (skip first/last is on)"
         elif config.include and not any(fnmatch(name, p) for p in config.include):
             skipped[name] = "not matched by include"
         elif any(fnmatch(name, p) for p in config.exclude):
@@ -45,3 +44,30 @@ def select_layers(
         else:
             chosen.append(name)
     return chosen, skipped
+
+
+def _small_edges(layers: dict[str, nn.Module]) -> dict[str, str]:
+    """The first and last layer, each only if it holds at most SKIP_MAX_SHARE of the weights.
+
+    Skipping a small input/output layer is the usual choice (it is sensitive and cheap to
+    keep); skipping a big one (the MLP's fc1 holds 88 % of its weights) would leave most
+    of the model untouched.
+    """
+    names = list(layers)
+    if len(names) < 2:
+        return {}
+    total = sum(m.weight.numel() for m in layers.values())
+    edges = {names[0]: "first", names[-1]: "last"}
+    return {n: w for n, w in edges.items() if layers[n].weight.numel() <= SKIP_MAX_SHARE * total}
+
+
+def compressed_share(model: nn.Module, config: CompressionConfig) -> tuple[float, dict[str, str]]:
+    """(share of the Conv/Linear weights the config compresses, the kept layers and why).
+
+    Example:
+        >>> compressed_share(lenet5, CompressionConfig())  # (0.984, {'conv1': ..., 'fc3': ...})
+    """
+    layers = weight_layers(model)
+    chosen, skipped = select_layers(model, config)
+    total = sum(m.weight.numel() for m in layers.values())
+    return sum(layers[n].weight.numel() for n in chosen) / max(total, 1), skipped

@@ -119,6 +119,7 @@ def layer_table(model: nn.Module, size) -> list[dict[str, Any]]:
     """One row per Conv/Linear layer: shape, sparsity, bits and stored bytes."""
     record = get_record(model) or CompressionRecord(config=CompressionConfig())
     stored = {row["name"]: row["total_bytes"] for row in size.layers}
+    encoding = {row["name"]: row["encoding"] for row in size.layers}
     rows = []
     for name, m in weight_layers(model).items():
         w = m.weight
@@ -135,6 +136,7 @@ def layer_table(model: nn.Module, size) -> list[dict[str, Any]]:
                 "sparsity": 1 - int(torch.count_nonzero(w)) / max(w.numel(), 1),
                 "bits": bits,
                 "bytes": nbytes,
+                "encoding": encoding.get(f"{name}.weight", ""),  # how the artifact stores it
                 "skipped": record.skipped.get(name, ""),
             }
         )

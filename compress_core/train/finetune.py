@@ -60,7 +60,7 @@ from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_recor
 from ..core.steps import calibrate_step_, quantize_step_, repair_step_
 from .baseline import TrainingCancelled, accuracy, recalibrate_bn_
 
-CACHE_VERSION = 1  # bump when a change to fine-tuning makes cached models wrong
+CACHE_VERSION = 2  # bump when a change makes cached models wrong (2: new skip_first_last)
 VAL_IMAGES = 2000  # validation images scored at the end of each epoch, for the progress bar
 
 
