@@ -36,6 +36,7 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -221,15 +222,22 @@ class ProcessExecutor(Executor):
         return _Stored(path)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        future = self._pool.submit(_worker_call, fn, *args, **kwargs)
+        try:
+            future = self._pool.submit(_worker_call, fn, *args, **kwargs)
+        except BrokenProcessPool:  # a worker died since the last result came back
+            self._replace_pool()
+            future = self._pool.submit(_worker_call, fn, *args, **kwargs)
         future.pool = self._pool  # which pool broke, when one does
         return future
 
     def restart(self, broken: Future) -> None:
         """A fresh pool in place of the one ``broken`` ran on (once per broken pool)."""
         if broken.pool is self._pool:
-            self._pool.shutdown(wait=False)
-            self._pool = ProcessPoolExecutor(self.slots, get_context("spawn"))
+            self._replace_pool()
+
+    def _replace_pool(self) -> None:
+        self._pool.shutdown(wait=False)
+        self._pool = ProcessPoolExecutor(self.slots, get_context("spawn"))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
