@@ -1,8 +1,9 @@
 """Where an artifact's bytes go: header, codes, index, codebooks/scales, untouched tensors.
 
 The parts come from ``artifact_size``'s per-tensor rows, so they add up to the artifact's exact
-length (tested). The format engineer's ``artifact_breakdown`` in ``artifact.py`` covers the same
-ground; the lead reconciles the two.
+length (tested). Unlike ``artifact.artifact_breakdown`` (which counts every float tensor as
+one part), this splits the untouched tensors into weights and biases, as the Learn page
+explains them.
 
 Example:
     >>> parts = bytes_by_component(compress(base, CompressionConfig(prune_rate=0.5, bits=4)))
