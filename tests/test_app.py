@@ -134,6 +134,8 @@ SAMPLES = {
     "granularity": "per_tensor",
     "skip_first_last": False,
     "huffman": True,
+    "recalibrate_bn": True,
+    "bias_correction": True,
     "act_bits": 6,
     "act_calibration": "percentile",
     "include": ("conv*", "fc1"),

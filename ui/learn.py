@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from compress_core.analysis import lessons
-from compress_core.core.config import FLOAT_BITS, QUANT_METHODS, CompressionConfig
+from compress_core.core.config import FLOAT_BITS, CompressionConfig
 from compress_core.report import Section
 from compress_core.train.finetune import FinetuneConfig
 
@@ -25,6 +25,9 @@ ARGS = (MODEL, DATASET, None, 0)  # model, data set, default epochs, seed
 PAGES = {"explore": "explore", "sweep": "Sweep", "budget": "Budget", "recovery": "Recovery"}
 ZERO_RATE = 0.7  # the pruning rate of the zero-level comparison
 FINETUNE = FinetuneConfig(epochs=2)
+
+# The three grids the lesson compares (other registered quantizers are on Explore).
+LESSON_QUANTIZERS = ("uniform", "symmetric", "kmeans")
 
 
 def link(page: str, config: CompressionConfig, key: str) -> None:
@@ -67,7 +70,7 @@ def quantization(base) -> Section:
     st.markdown(t("lesson2.body"))
     bits = st.select_slider(t("lesson2.bits"), [1, 2, 3, 4, 5, 6, 8], 3, key="learn_bits")
     w = lessons.lesson_weight(base)
-    out = {m: lessons.quant_levels(w, bits, m) for m in QUANT_METHODS}
+    out = {m: lessons.quant_levels(w, bits, m) for m in LESSON_QUANTIZERS}
     fig = learn_charts.levels_figure(
         w.numpy().ravel(), {m: o["levels"] for m, o in out.items()}, bits
     )
@@ -82,7 +85,7 @@ def quantization(base) -> Section:
     )
     st.dataframe(table, hide_index=True, key="learn_table_levels")
     st.markdown(t("lesson2.zero_body", rate=percent(ZERO_RATE, 0)))
-    zero = {m: lessons.zero_level(w, ZERO_RATE, bits, m) for m in QUANT_METHODS}
+    zero = {m: lessons.zero_level(w, ZERO_RATE, bits, m) for m in LESSON_QUANTIZERS}
     zeros = pd.DataFrame(
         {
             t("col.quantizer"): [t(f"quant.{m}") for m in zero],

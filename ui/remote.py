@@ -21,6 +21,8 @@ from compress_core.core.config import CompressionConfig, ConfigError
 from compress_core.core.pipeline import CompressionError
 
 from . import cache, pick
+from .i18n import t
+from .safe import plain
 
 
 def settings() -> ExecutorConfig:
@@ -40,8 +42,8 @@ def caption() -> None:
     try:
         where = settings().where()
     except (ConfigError, TypeError) as e:
-        where = f"nowhere yet: the operator's executor setting is invalid ({e})"
-    st.caption(f"Heavy work runs {where}.")
+        where = t("remote.invalid", error=plain(e))
+    st.caption(t("remote.where", where=where))
 
 
 def executor_from_settings() -> Executor | None:
@@ -54,11 +56,11 @@ def executor_from_settings() -> Executor | None:
         config = settings()
         ex = None if config.kind == "inline" else cache.executor(*_fields(config))
     except (ConfigError, TypeError) as e:  # ClusterUnavailable is a ConfigError
-        st.error(f"The compute cluster cannot be used: {e}")
+        st.error(t("remote.unusable", error=plain(e)))
         st.stop()
     note = getattr(ex, "note", None)
     if note:
-        st.warning(f"Running {describe(ex)}.")
+        st.warning(t("remote.running", where=plain(describe(ex))))
     return ex
 
 

@@ -30,4 +30,5 @@ def download_html(make: Callable[[str], str], name: str, key: str) -> None:
         "text/html",
         key=key,
         help=t("report.download_help"),
+        on_click="ignore",  # no rerun: the served file stays while it downloads
     )

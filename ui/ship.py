@@ -17,6 +17,8 @@ from compress_core.core.config import CompressionConfig
 from compress_core.eval.latency import RUNTIMES, LatencyError, all_cores, cpu_info
 from compress_core.format.onnx import OnnxExportError, int8_applies
 from ui import cache, charts
+from ui.i18n import t
+from ui.safe import plain
 
 FULL = (RUNTIMES, (1, 256), tuple(sorted({1, all_cores()})))  # runtimes, batches, threads
 HEADLINE = dict(runtime="onnx", batch=1, threads=1)  # the number on Explore's metric row
@@ -34,11 +36,8 @@ POINT_SETTINGS = {  # what the latency axis of the Pareto plots measures
 
 def why_line() -> str:
     """The one-line explanation, with what this CPU has for int8."""
-    flags = ", ".join(cpu_info()["int8_flags"]) or "none on this CPU"
-    return (
-        "Unstructured sparsity (zeros) does not speed up a dense runtime; removing channels "
-        f"and int8 can, int8 only on CPUs with fast int8 dot products (here: {flags})."
-    )
+    flags = ", ".join(cpu_info()["int8_flags"]) or t("ship.no_flags")
+    return t("ship.why", flags=flags)
 
 
 def _measured(p, config_key: str, setting=FULL) -> list[dict] | None:
@@ -53,7 +52,7 @@ def _measure(p, config_key: str, setting=FULL) -> list[dict] | None:
     try:
         rows = cache.latency(*p.args, config_key, *setting)
     except (LatencyError, OnnxExportError) as e:
-        st.error(f"Latency could not be measured: {e}")
+        st.error(t("ship.failed", error=plain(e)))
         return None
     st.session_state.setdefault("ship_measured", set()).add((p.args, config_key, setting))
     return rows
@@ -73,23 +72,28 @@ def latency_metric(p, config: CompressionConfig, column=None) -> None:
     rows, base = _measured(p, key), _measured(p, base_key)
     if rows is None or base is None:
         if column.button(
-            "Measure latency",
+            t("ship.measure"),
             key="ship_measure_metric",
-            help="Times this model in ONNX Runtime and PyTorch in a separate process "
-            "(about 10–40 s); the result is kept.",
+            help=t("ship.measure_help"),
         ):
-            with st.spinner("Measuring latency in a separate process …"):
+            with st.spinner(t("ship.measuring")):
                 rows, base = _measure(p, key), _measure(p, base_key)
         if rows is None or base is None:
             return
     now, ref = _pick(rows, **HEADLINE), _pick(base, **HEADLINE)
     column.metric(
-        "Latency (ONNX, batch 1, 1 thread)",
-        f"{1000 * now['median_ms']:,.0f} µs",
-        f"{now['median_ms'] / ref['median_ms'] - 1:+.0%}",
+        t("ship.metric"),
+        t("ship.us", value=f"{1000 * now['median_ms']:,.0f}"),
+        t("num.percent", value=f"{100 * (now['median_ms'] / ref['median_ms'] - 1):+.0f}"),
         delta_color="inverse",
-        help=f"Median of {now['runs']} runs, IQR {1000 * now['iqr_ms']:,.0f} µs; "
-        f"baseline {1000 * ref['median_ms']:,.0f} µs. {why_line()}",
+        help=t(
+            "ship.metric_help",
+            runs=now["runs"],
+            iqr=f"{1000 * now['iqr_ms']:,.0f}",
+            base=f"{1000 * ref['median_ms']:,.0f}",
+        )
+        + " "
+        + why_line(),
     )
 
 
@@ -110,12 +114,12 @@ def latency_table(rows: list[dict]) -> pd.DataFrame:
 def render_ship_panel(p, config: CompressionConfig, r) -> None:
     """ONNX downloads (float32, and int8 where bits <= 8) and the full latency table."""
     key = config.key()
-    files = [("float32", False, "Pruned weights are zeros; removed channels are gone.")]
+    files = [("float32", False, t("ship.float_help"))]
     if int8_applies(config):
-        files.append(("int8 QDQ", True, "ONNX Runtime static quantization, 1,024 training images."))
+        files.append(("int8 QDQ", True, t("ship.int8_help")))
     for column, (kind, int8, why) in zip(st.columns(2), files, strict=False):
         column.download_button(
-            f"Download ONNX ({kind})",
+            t("ship.download", kind=kind),
             functools.partial(cache.onnx_file, *p.args, key, int8),
             f"{r.model}-{r.dataset}{'-int8' if int8 else ''}.onnx",
             "application/octet-stream",
@@ -124,12 +128,13 @@ def render_ship_panel(p, config: CompressionConfig, r) -> None:
             on_click="ignore",
         )
     if len(files) == 1:
-        st.caption("int8 ONNX is offered when weights or activations use 8 bits or fewer.")
+        st.caption(t("ship.int8_when"))
     cpu = cpu_info()
-    st.caption(f"CPU: {cpu['model']} ({cpu['arch']}, {cpu['cores']} cores). {why_line()}")
+    cpu_line = t("ship.cpu", model=cpu["model"], arch=cpu["arch"], cores=cpu["cores"])
+    st.caption(cpu_line + " " + why_line())
     rows = _measured(p, key)
-    if rows is None and st.button("Measure latency of this setting", key="ship_measure_table"):
-        with st.spinner("Measuring in a separate process …"):
+    if rows is None and st.button(t("ship.measure_setting"), key="ship_measure_table"):
+        with st.spinner(t("ship.measuring")):
             rows = _measure(p, key)
     if rows is not None:
         st.dataframe(
@@ -137,9 +142,11 @@ def render_ship_panel(p, config: CompressionConfig, r) -> None:
             hide_index=True,
             key="ship_table",
             column_config={
-                "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
-                "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
-                "speed-up vs ONNX float": st.column_config.NumberColumn(format="%.2f×"),
+                "median_ms": st.column_config.NumberColumn(t("ship.col_median"), format="%.3f"),
+                "iqr_ms": st.column_config.NumberColumn(t("ship.col_iqr"), format="%.3f"),
+                "speed-up vs ONNX float": st.column_config.NumberColumn(
+                    t("ship.col_speedup"), format="%.2f×"
+                ),
             },
         )
 
@@ -154,22 +161,22 @@ def latency_tradeoff(frame: pd.DataFrame, p, key: str) -> None:
         return
     front = df[pareto_mask(df, "artifact_bytes", "accuracy")].drop_duplicates("key")
     a, b = st.columns([2, 1])
-    label = a.selectbox("Latency of", list(POINT_SETTINGS), key=f"{key}_latency_setting")
+    label = a.selectbox(t("ship.latency_of"), list(POINT_SETTINGS), key=f"{key}_latency_setting")
     runtime, batch, threads = POINT_SETTINGS[label]
     setting = ((runtime,), (batch,), (threads,))
     measured = {k: _measured(p, k, setting) for k in front["key"]}
     todo = [k for k, rows in measured.items() if rows is None]
     b.write("")  # align the button with the select box
-    if todo and b.button(f"Measure {len(todo)} Pareto points", key=f"{key}_latency_measure"):
-        bar = st.progress(0.0, text="measuring …")
+    if todo and b.button(t("ship.measure_points", n=len(todo)), key=f"{key}_latency_measure"):
+        bar = st.progress(0.0, text=t("ship.measuring_short"))
         for i, k in enumerate(todo):
             measured[k] = _measure(p, k, setting)
-            bar.progress((i + 1) / len(todo), text=f"{i + 1}/{len(todo)} measured")
+            bar.progress((i + 1) / len(todo), text=t("ship.measured", i=i + 1, n=len(todo)))
         bar.empty()
     done = front[[measured[k] is not None for k in front["key"]]].copy()
     if not len(done):
-        st.caption(f"{len(front)} Pareto points; latency is measured only when you ask.")
+        st.caption(t("ship.on_demand", n=len(front)))
         return
     done["latency_ms"] = [measured[k][0]["median_ms"] for k in done["key"]]
     st.plotly_chart(charts.tradeoff_figure(done, "latency_ms"), key=f"{key}_latency_plot")
-    st.caption(f"{label}, median. {why_line()}")
+    st.caption(t("ship.median_of", label=label) + " " + why_line())
