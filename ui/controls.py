@@ -25,6 +25,15 @@ BITS = list(view.BITS)
 RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, for grids
 
 
+# The on/off settings beside the methods: (view field, catalog word).
+TOGGLES = (
+    ("skip_first_last", "skip"),
+    ("huffman", "huffman"),
+    ("recalibrate_bn", "bn"),
+    ("bias_correction", "bias"),
+)
+
+
 def method_label(method: str) -> str:
     """'magnitude — drop the smallest |w| (Han et al.)', in the session's language."""
     return t(f"method.{method}")
@@ -87,25 +96,9 @@ def controls() -> CompressionConfig:
             format_func=lambda g: t(f"granularity.{g}"),
             help=t("ctl.granularity_help"),
         )
-        skip = c3.toggle(
-            t("ctl.skip"),
-            key=view.seed("skip_first_last", view.get("skip_first_last")),
-            help=t("ctl.skip_help"),
-        )
-        huffman = c3.toggle(
-            t("ctl.huffman"),
-            key=view.seed("huffman", view.get("huffman")),
-            help=t("ctl.huffman_help"),
-        )
-        bn = c3.toggle(
-            t("ctl.bn"),
-            key=view.seed("recalibrate_bn", view.get("recalibrate_bn")),
-            help=t("ctl.bn_help"),
-        )
-        bias = c3.toggle(
-            t("ctl.bias"),
-            key=view.seed("bias_correction", view.get("bias_correction")),
-            help=t("ctl.bias_help"),
+        skip, huffman, bn, bias = (
+            c3.toggle(t(f"ctl.{word}"), key=view.seed(f, view.get(f)), help=t(f"ctl.{word}_help"))
+            for f, word in TOGGLES
         )
         act_on = view.get("act_bits") != FLOAT_BITS
         act = c3.toggle(
