@@ -14,6 +14,7 @@ browser's language (``st.context.locale``).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,22 +210,11 @@ def reseed() -> None:
 def config() -> cfg.CompressionConfig:
     """The compression config the view describes (may raise ConfigError)."""
     v = _state()
-    return cfg.CompressionConfig(
-        prune_rate=v["prune_rate"] / 100,
-        bits=v["bits"],
-        prune_method=v["prune_method"],
-        scope=v["scope"],
-        quant=v["quant"],
-        granularity=v["granularity"],
-        skip_first_last=v["skip_first_last"],
-        huffman=v["huffman"],
-        recalibrate_bn=v["recalibrate_bn"],
-        bias_correction=v["bias_correction"],
-        act_bits=v["act_bits"],
-        act_calibration=v["act_calibration"],
-        include=v["include"],
-        exclude=v["exclude"],
-    )
+    # Every view field that is a config field, so a new config option cannot be left out.
+    fields = {f.name for f in dataclasses.fields(cfg.CompressionConfig)} & set(v)
+    settings = {name: v[name] for name in fields}
+    settings["prune_rate"] = v["prune_rate"] / 100  # the view keeps percent
+    return cfg.CompressionConfig(**settings)
 
 
 def dataset_loaded(name: str) -> None:
