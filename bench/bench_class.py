@@ -170,6 +170,12 @@ async def run(args) -> dict:
                     "rss_after_mib": round(samples[-1][1]) if samples else None,
                     "rss_peak_mib": round(max(s[1] for s in samples)) if samples else None,
                     "rounds": len(samples),
+                    # one (second, MiB) sample per minute, to show whether growth levels off
+                    "per_minute": [
+                        s
+                        for i, s in enumerate(samples)
+                        if i == 0 or s[0] // 60 != samples[i - 1][0] // 60
+                    ],
                 }
                 print("memory", json.dumps(out["memory"]), flush=True)
             await browser.close()
