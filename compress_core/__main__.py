@@ -425,6 +425,7 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
 def cmd_deep_compression(args) -> int:
     from .format.artifact import export
     from .train.deep_compression import format_report, get_deep_compression, preset
+    from .train.papers import format_published
 
     names = ("prune_rate", "conv_bits", "fc_bits", "prune_steps", "prune_epochs")
     names += ("centroid_epochs", "lr", "centroid_lr")
@@ -439,6 +440,7 @@ def cmd_deep_compression(args) -> int:
     else:
         print(format_report(report))
         print(f"settings: {dc.label()}; artifact {len(blob):,} bytes")
+        print(format_published())
     if args.export:
         print(f"artifact written to {args.export}", file=sys.stderr)
     return 0

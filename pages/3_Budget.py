@@ -128,7 +128,8 @@ def search(p, req: dict):
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     result = cache.budget(*p.args, *args, _progress=cache.outside_cache(progress))
     stop.empty()  # nothing runs any more
-    box.update(label=t("budget.searched", n=len(result.tried)), state="complete", expanded=False)
+    n = result.counts()
+    box.update(label=t("budget.searched", n=n.built, met=n.met), state="complete", expanded=False)
     return result
 
 
@@ -215,7 +216,21 @@ def show_details(p, r, req: dict) -> None:
     x = r.budget["objective"]
     fig = charts.budget_figure(tried, r.delta, chosen.label, uniform, x)
     st.plotly_chart(fig, key="budget_tried_plot")
-    st.caption(t("budget.every_help", n=len(r.tried), s=f"{r.seconds:.1f}"))
+    n = r.counts()
+    st.caption(
+        t(
+            "budget.every_help",
+            n=n.built,
+            met=n.met,
+            uniform=n.by_source.get("uniform", 0),
+            greedy=n.by_source.get("greedy", 0),
+            refine=n.by_source.get("refine", 0),
+            sensitivity=n.sensitivity,
+            tested=n.tested,
+            steps=n.steps,
+            s=f"{r.seconds:.1f}",
+        )
+    )
     with st.expander(t("budget.candidates")):
         st.dataframe(tried, hide_index=True, key="budget_tried")
         st.dataframe(pd.DataFrame(r.sensitivity), hide_index=True, key="budget_sens")

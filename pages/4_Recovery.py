@@ -31,6 +31,7 @@ from compress_core.train.finetune import (
     finetuned_path,
     planned_epochs,
 )
+from compress_core.train.papers import published
 from ui import cache, charts, controls, i18n, pick, remote
 from ui.format import human_bytes, result_columns
 from ui.i18n import number, percent, t
@@ -348,7 +349,14 @@ def stepper(report: DeepCompressionReport) -> None:
         acc = percent(stage.one_shot_accuracy, 2)
         st.caption(t("dc.before_retraining", acc=acc, pp=t("num.pp", value=change)))
     points = pd.DataFrame(paper.points()) if paper else None
-    st.plotly_chart(charts.replay_figure(frame, i, points), key="dc_plot")
+    # The paper's own points are drawn above; the other published methods beside them.
+    others = published(report.model, exclude=("Deep Compression",))
+    rows = pd.DataFrame([p.to_row() for p in others]) if others else None
+    st.plotly_chart(charts.replay_figure(frame, i, points, rows), key="dc_plot")
+    if others:
+        missing = [f"{p.label} ({p.citation})" for p in others if p.accuracy is None]
+        note = t("dc.published_not_drawn", points="; ".join(missing)) if missing else ""
+        st.caption(f"{t('dc.published')} {note}".strip())
     table = frame[["title", "accuracy", "delta_pp", "artifact_bytes", "ratio", "nonzero_params"]]
     if paper:
         table = table.assign(paper_ratio=[paper.ratios.get(s, 1.0) for s in STAGES])

@@ -174,6 +174,36 @@ def test_should_stop_returns_the_best_found_so_far(digits_lenet):
     assert [c.stage for c in calls[:4]] == ["uniform grid"] * 4
 
 
+def test_counts_agree_with_the_candidates_and_the_progress_steps(digits_lenet):
+    base, data = digits_lenet
+    ticks = []
+    r = search(
+        base,
+        data,
+        Budget(max_drop_pp=1.0),
+        rates=RATES,
+        bits=BITS,
+        max_evals=8,
+        progress=ticks.append,
+    )
+    n = r.counts()
+    assert n.built == len(r.tried) == sum(n.by_source.values())
+    assert n.by_source["uniform"] == len(RATES) * len(BITS)  # the whole grid
+    # Meeting delta, recounted from the validation accuracies alone.
+    assert n.met == sum(c.val_accuracy >= r.delta - 1e-9 for c in r.tried) >= 1
+    assert n.sensitivity == len(r.layers) * (len(RATES) + len(BITS))
+    assert n.tested == 2  # the answer and the best uniform point
+    # The progress bar counted the same steps, stage by stage.
+    assert len(ticks) == ticks[-1].done == n.steps
+    stages = {"uniform grid": "uniform", "greedy": "greedy", "refine": "refine"}
+    for stage, source in stages.items():
+        assert sum(u.stage == stage for u in ticks) == n.by_source.get(source, 0), stage
+    assert sum(u.stage == "sensitivity" for u in ticks) == n.sensitivity
+    assert sum(u.stage == "test" for u in ticks) == n.tested
+    unreachable = search(base, data, Budget(min_accuracy=1.0), rates=(0.0,), bits=(32,))
+    assert unreachable.counts().met == 0 and not unreachable.met
+
+
 def test_structured_pruning_and_no_layer_left_are_refused(digits_lenet):
     base, data = digits_lenet
     with pytest.raises(ConfigError, match="magnitude or random"):

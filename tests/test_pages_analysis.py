@@ -1,5 +1,6 @@
 """The Sweep, Sensitivity and Budget pages, run in-process with AppTest on the real engine."""
 
+import json
 import re
 from pathlib import Path
 
@@ -114,9 +115,33 @@ def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet
     assert plan["layer"].tolist() == ["conv2", "fc1", "fc2"]  # first and last kept intact
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[-1] == text("en", "report.download")  # after the model's download
+    _check_budget_counts(at)
 
     at.radio(key="budget_goal").set_value("absolute")
     at.number_input(key="budget_abs").set_value(100.0)
     at.button(key="budget_submit").click().run()
     assert not at.exception
     assert any("No setting reaches" in e.value and "closest" in e.value for e in at.error)
+
+
+def _check_budget_counts(at) -> None:
+    """The page's counts (status, caption, legend) are the result's ``counts()``."""
+    req = at.session_state["budget_request"]
+    args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
+    r = ui.cache.budget(*PICK, *args)  # the page's own cached result
+    n = r.counts()
+    assert n.met >= 1 and n.built > n.met
+    assert at.status[0].label == text("en", "budget.searched", n=n.built, met=n.met)
+    sources = {k: n.by_source.get(k, 0) for k in ("uniform", "greedy", "refine")}
+    caption = text(
+        "en",
+        "budget.every_help",
+        **dict(n=n.built, met=n.met, sensitivity=n.sensitivity, tested=n.tested, steps=n.steps),
+        **sources,
+        s=f"{r.seconds:.1f}",
+    )
+    assert caption in [c.value for c in at.caption]
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # every model the search built
+    legend = {trace.get("name") for trace in spec["data"]}
+    for source, count in n.by_source.items():
+        assert text("en", "chart.source", source=text("en", f"source.{source}"), n=count) in legend

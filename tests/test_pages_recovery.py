@@ -13,6 +13,7 @@ from compress_core.train import finetune as finetune_module
 from compress_core.train.baseline import TrainingCancelled
 from compress_core.train.deep_compression import get_deep_compression, preset
 from compress_core.train.finetune import FinetuneConfig, finetuned_path, run_finetuned
+from compress_core.train.papers import published
 from ui.format import human_bytes
 
 TIMEOUT = 300
@@ -104,6 +105,10 @@ def test_replay_steps_through_the_stages_as_the_engine_reports_them(at, digits_m
     replay = _figures(at)[-1]
     paper = next(t for t in replay["data"] if t.get("name") == "paper (MNIST)")
     assert len(paper["x"]) == 2  # the paper's dense and final points
+    others = [p for p in published("mlp", exclude=("Deep Compression",)) if p.accuracy]
+    shown = next(t for t in replay["data"] if t.get("name") == "published (MNIST)")
+    assert shown["text"] == [p.label for p in others]  # SWS and EPR, beside the paper
+    assert any("Diamonds" in c.value for c in at.caption)
     assert at.dataframe[-1].value["paper_ratio"].tolist() == [1, 12, 32, 40]
 
 

@@ -437,14 +437,53 @@ def recovery_figure(frame: pd.DataFrame, baseline: float | None = None) -> go.Fi
     return _tidy(fig, 360)
 
 
+def add_published(fig: go.Figure, points: pd.DataFrame | None) -> None:
+    """Published results (``papers.PublishedPoint.to_row()`` rows) as one trace.
+
+    Hover says what each ratio counts; points without an accuracy are left out.
+    """
+    if points is None or not len(points):
+        return
+    points = points[points["accuracy"].notna()]
+    if not len(points):
+        return
+    hover = [
+        t(
+            "chart.published_hover",
+            method=r.method,
+            citation=r.citation,
+            network=r.network,
+            ratio=f"{r.ratio:.0f}",
+            error=f"{r.error:g}",
+            counts=t(f"papers.counts_{r.counts}"),
+        )
+        for r in points.itertuples()
+    ]
+    fig.add_scatter(
+        x=points["size_bytes"],
+        y=100 * points["accuracy"],
+        mode="markers+text",
+        name=t("chart.published_mnist"),
+        text=points["label"],
+        textposition="bottom center",
+        marker=dict(size=12, symbol="diamond", color="#54A24B"),
+        hovertext=hover,
+        hovertemplate="%{hovertext}<br>%{x:,.0f} " + t("chart.unit_bytes") + "<extra></extra>",
+    )
+
+
 def replay_figure(
-    stages: pd.DataFrame, upto: int | None = None, paper: pd.DataFrame | None = None
+    stages: pd.DataFrame,
+    upto: int | None = None,
+    paper: pd.DataFrame | None = None,
+    published: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Deep Compression's stages on the accuracy-against-bytes plane, the paper's beside them.
 
     ``stages`` has the report's rows (stage, title, accuracy, artifact_bytes, ratio);
     stages after index ``upto`` are drawn faint; ``paper`` (stage, artifact_bytes,
-    accuracy, label) are the paper's reported points.
+    accuracy, label) are the paper's reported points; ``published`` are other
+    methods' published points (``add_published``).
     """
     fig = go.Figure()
     upto = len(stages) - 1 if upto is None else upto
@@ -486,6 +525,7 @@ def replay_figure(
             line=dict(color="#B279A2", dash="dash"),
             marker=dict(size=12, symbol="x", color="#B279A2"),
         )
+    add_published(fig, published)
     fig.update_xaxes(type="log", title=_axis("artifact_bytes"), autorange="reversed")
     fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 380)

@@ -207,6 +207,31 @@ class BudgetProgress:
     message: str
 
 
+@dataclass(frozen=True)
+class BudgetCounts:
+    """How many models a search built, counted once so every page number agrees.
+
+    ``steps`` is what the progress bar counts: every whole model evaluated on
+    validation (``built``), every one-layer model behind the sensitivity curves,
+    and every test evaluation.
+    """
+
+    built: int  # whole models built, measured and evaluated on validation
+    by_source: dict[str, int]  # of those: "uniform", "greedy", "refine" -> how many
+    met: int  # of those, how many reach delta on validation
+    sensitivity: int  # one-layer models behind the sensitivity curves
+    tested: int  # models then evaluated on the test split (the answer, the best uniform)
+
+    @property
+    def steps(self) -> int:
+        return self.built + self.sensitivity + self.tested
+
+
+def meets(c: Candidate, delta: float) -> bool:
+    """Whether a candidate reaches ``delta`` (finite outputs, validation accuracy >= delta)."""
+    return c.finite and c.val_accuracy >= delta - ACCURACY_EPS
+
+
 @dataclass
 class BudgetResult:
     """The answer of ``search``: the smallest plan meeting delta, and what it was compared with."""
@@ -240,6 +265,25 @@ class BudgetResult:
     @property
     def chosen(self) -> Candidate | None:
         return self.best if self.met else self.closest
+
+    def counts(self) -> BudgetCounts:
+        """The counts a page shows (models built, meeting delta, by stage), from ``tried``.
+
+        Example:
+            >>> c = r.counts()
+            >>> c.built == len(r.tried) == sum(c.by_source.values())
+            True
+        """
+        sources = {}
+        for c in self.tried:
+            sources[c.source] = sources.get(c.source, 0) + 1
+        return BudgetCounts(
+            built=len(self.tried),
+            by_source=sources,
+            met=sum(meets(c, self.delta) for c in self.tried),
+            sensitivity=len(self.sensitivity),
+            tested=(self.test is not None) + (self.uniform_test is not None),
+        )
 
     def plan_rows(self) -> list[dict[str, Any]]:
         """One row per layer of the chosen model: its setting against the best uniform one."""
@@ -307,7 +351,7 @@ class _Search:
             self.progress(BudgetProgress(stage, self.done, max(self.total, self.done), message))
 
     def meets(self, c: Candidate) -> bool:
-        return c.finite and c.val_accuracy >= self.delta - ACCURACY_EPS
+        return meets(c, self.delta)
 
     def key(self, c: Candidate) -> tuple:
         return c.objective(self.budget.objective)
