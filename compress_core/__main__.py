@@ -112,7 +112,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="also compress a small first and last layer (kept by default)",
     )
     p.add_argument(
-        "--huffman", action="store_true", help="entropy-code the artifact (Huffman, ANS)"
+        "--huffman",
+        action="store_true",
+        help="legacy, changes nothing: the artifact always takes the smallest exact coding "
+        "(fixed width, Huffman or ANS) of every stream",
     )
     p.add_argument(
         "--recalibrate-bn", action="store_true", help="re-estimate BatchNorm statistics afterwards"

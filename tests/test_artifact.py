@@ -4,6 +4,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import replace
 from math import ceil
 
 import numpy as np
@@ -85,7 +86,9 @@ def _assert_same_model(a: nn.Module, b: nn.Module) -> None:
 
 def _assert_same_record(a: nn.Module, b: nn.Module) -> None:
     ra, rb = get_record(a), get_record(b)
-    assert ra.config == rb.config and list(ra.layers) == list(rb.layers)
+    legacy = dict(huffman=False)  # not stored: it changes no bytes
+    assert replace(ra.config, **legacy) == replace(rb.config, **legacy)
+    assert list(ra.layers) == list(rb.layers)
     assert ra.structured == rb.structured and ra.activations == rb.activations
     for name, la in ra.layers.items():
         lb = rb.layers[name]
@@ -106,7 +109,7 @@ def _assert_same_record(a: nn.Module, b: nn.Module) -> None:
 
 
 HAND_CASES = [
-    # bits, scheme, per_channel, sparsity, huffman
+    # bits, scheme, per_channel, sparsity, coded (False: fixed width only)
     (1, "codebook", True, 0.5, False),
     (2, "affine", False, 0.9, True),
     (3, "codebook", False, None, False),
@@ -125,15 +128,15 @@ HAND_CASES = [
 ]
 
 
-@pytest.mark.parametrize("bits, scheme, per_channel, sparsity, huffman", HAND_CASES)
-def test_round_trip_is_bit_exact_and_sizes_are_exact(bits, scheme, per_channel, sparsity, huffman):
-    model = _hand_model(bits, scheme, per_channel, sparsity, huffman)
-    blob = export(model)
+@pytest.mark.parametrize("bits, scheme, per_channel, sparsity, coded", HAND_CASES)
+def test_round_trip_is_bit_exact_and_sizes_are_exact(bits, scheme, per_channel, sparsity, coded):
+    model = _hand_model(bits, scheme, per_channel, sparsity)
+    blob = export(model, coded=coded)
     loaded = load_compressed(blob)
     _assert_same_model(model, loaded)
     _assert_same_record(model, loaded)
-    assert export(loaded) == blob
-    size = artifact_size(model)
+    assert export(loaded, coded=coded) == blob
+    size = artifact_size(model, coded=coded)
     assert size.artifact_bytes == len(blob)
     assert size.artifact_bytes == size.header_bytes + sum(r["total_bytes"] for r in size.layers)
 
@@ -147,6 +150,20 @@ COMPRESS_CONFIGS = [
     dict(prune_rate=0.5, prune_method="l2-structured", bits=8, act_bits=8, huffman=True),
     dict(bits=1, skip_first_last=False),
 ]
+
+
+@pytest.mark.parametrize("kwargs", [dict(prune_rate=0.9, bits=4), dict(bits=3, quant="kmeans")])
+def test_the_legacy_huffman_switch_changes_no_bytes_and_coding_never_grows_a_file(kwargs):
+    torch.manual_seed(0)
+    base = build_model("lenet5", (1, 28, 28), 10).eval()
+    on, off = (compress(base, CompressionConfig(**kwargs, huffman=h)) for h in (True, False))
+    assert export(on) == export(off)
+    coded, fixed = artifact_size(off), artifact_size(off, coded=False)
+    assert fixed.artifact_bytes == len(export(off, coded=False))
+    # Per tensor the payload is never larger (the header's coding fields may cost a byte or two).
+    for a, b in zip(coded.layers, fixed.layers, strict=True):
+        assert a["total_bytes"] <= b["total_bytes"], a["name"]
+    assert sum(r["total_bytes"] for r in coded.layers) < sum(r["total_bytes"] for r in fixed.layers)
 
 
 @pytest.mark.parametrize("kwargs", COMPRESS_CONFIGS, ids=lambda k: CompressionConfig(**k).label())
@@ -252,7 +269,7 @@ def test_chosen_encoding_is_the_smallest_and_never_larger_than_a_bitmask(sparsit
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8, 11, 16])
 def test_packed_codes_take_ceil_n_times_k_over_8_bytes(bits):
     model = _hand_model(bits, "affine", False, 0.37)
-    rows = {r["name"]: r for r in artifact_size(model).layers}
+    rows = {r["name"]: r for r in artifact_size(model, coded=False).layers}
     for name in ("fc1", "fc2"):
         n = int(get_record(model).layers[name].mask.sum())
         assert rows[f"{name}.weight"]["value_bytes"] == ceil(n * bits / 8)
@@ -262,11 +279,9 @@ RELATIVE_FIXED = tuple(f"relative b={b} fixed" for b in range(1, 9))
 
 
 def test_entropy_coding_is_used_only_when_smaller():
-    model = _hand_model(4, "affine", True, 0.9, huffman=True, seed=3)
+    model = _hand_model(4, "affine", True, 0.9, seed=3)
     rows = {r["name"]: r for r in artifact_size(model).layers}
-    plain = {
-        r["name"]: r for r in artifact_size(_hand_model(4, "affine", True, 0.9, seed=3)).layers
-    }
+    plain = {r["name"]: r for r in artifact_size(model, coded=False).layers}
     for name in ("fc1", "fc2"):
         row, mask = rows[f"{name}.weight"], get_record(model).layers[name].mask
         # Uniformly random codes: no entropy coder wins, so they stay packed at 4 bits.
@@ -275,7 +290,7 @@ def test_entropy_coding_is_used_only_when_smaller():
         # 10 % kept at random: h(0.1) = 0.47 bits a weight, under half a bitmask.
         assert row["index_bytes"] < 0.5 * ceil(mask.numel() / 8)
         assert row["index_encoding"] != "bitmask"
-        # Entropy coding off (config.huffman False): fixed widths only, as in format 1.
+        # coded=False: fixed widths only, as in format 1.
         assert row["index_bytes"] < plain[f"{name}.weight"]["index_bytes"]
         assert plain[f"{name}.weight"]["encoding"].startswith(("bitmask ·", "relative b="))
         assert plain[f"{name}.weight"]["index_encoding"] in ("bitmask", *RELATIVE_FIXED)

@@ -58,6 +58,10 @@ def test_stages_in_order_shrinking_with_ratios_against_fp32(run, digits_lenet):
         assert s.dense_bytes == dense and s.ratio == dense / s.artifact_bytes
     prune, quantize, huffman = report.stages[1:]
     assert huffman.accuracy == quantize.accuracy  # Huffman coding is lossless
+    # The quantize stage is the paper's fixed-width file, the last one the real artifact.
+    model, _, _ = run
+    assert quantize.artifact_bytes == artifact_size(model, coded=False).artifact_bytes
+    assert huffman.artifact_bytes == artifact_size(model).artifact_bytes
     assert prune.nonzero_params == quantize.nonzero_params == huffman.nonzero_params
 
 

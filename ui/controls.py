@@ -28,7 +28,6 @@ RATES = [0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97, 99]  # percent, 
 # The on/off settings beside the methods: (view field, catalog word).
 TOGGLES = (
     ("skip_first_last", "skip"),
-    ("huffman", "huffman"),
     ("recalibrate_bn", "bn"),
     ("bias_correction", "bias"),
 )
@@ -96,7 +95,7 @@ def controls() -> CompressionConfig:
             format_func=lambda g: t(f"granularity.{g}"),
             help=t("ctl.granularity_help"),
         )
-        skip, huffman, bn, bias = (
+        skip, bn, bias = (
             c3.toggle(t(f"ctl.{word}"), key=view.seed(f, view.get(f)), help=t(f"ctl.{word}_help"))
             for f, word in TOGGLES
         )
@@ -131,7 +130,6 @@ def controls() -> CompressionConfig:
         "quant": quant,
         "granularity": granularity,
         "skip_first_last": skip,
-        "huffman": huffman,
         "act_bits": act_bits,
         "act_calibration": calibration,
         "recalibrate_bn": bn,

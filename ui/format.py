@@ -32,7 +32,6 @@ def result_columns() -> dict:
         "act_bits": number(names["act_bits"]),
         "act_calibration": text(names["act_calibration"]),
         "skip_first_last": check(names["skip_first_last"]),
-        "huffman": check(names["huffman"]),
         "accuracy": number(names["accuracy"], format="percent"),
         "delta_pp": number(names["delta_pp"], format="%+.2f"),
         "loss": number(names["loss"], format="%.3f"),
@@ -51,6 +50,7 @@ def result_columns() -> dict:
         "has_artifact": check(names["has_artifact"]),
         "front_bytes": check(names["front_bytes"]),
         "front_params": check(names["front_params"]),
+        "huffman": None,  # legacy: changes no bytes (stored rows still have it)
         "include": None,
         "exclude": None,
         "seed": None,
@@ -59,7 +59,7 @@ def result_columns() -> dict:
 
 RESULT_COLUMNS = (
     "model dataset label prune_rate prune_method scope bits quant granularity act_bits "
-    "act_calibration skip_first_last huffman accuracy delta_pp loss total_params nonzero_params "
+    "act_calibration skip_first_last accuracy delta_pp loss total_params nonzero_params "
     "artifact_bytes dense_bytes ratio finetuned finite eval_images seconds created source "
     "base_hash has_artifact front_bytes front_params"
 ).split()

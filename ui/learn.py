@@ -122,7 +122,7 @@ def where_bytes_go() -> Section:
         }
     )
     st.dataframe(table, hide_index=True, key="learn_table_saves")
-    link("explore", CompressionConfig(prune_rate=rate, bits=4, huffman=True), "learn_go_3")
+    link("explore", config, "learn_go_3")
     return Section(t("lesson3.tab"), t("lesson3.body"), fig, table)
 
 

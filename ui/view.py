@@ -99,6 +99,7 @@ FIELDS = (
     Field("quant", "uniform", _one_of(lambda: cfg.QUANT_METHODS)),
     Field("granularity", "per_channel", _one_of(lambda: cfg.GRANULARITIES)),
     Field("skip_first_last", True, _flag, lambda v: str(v).lower()),
+    # Legacy (changes no bytes, no control): kept so old links with huffman=1 still open.
     Field("huffman", False, _flag, lambda v: str(v).lower()),
     Field("recalibrate_bn", False, _flag, lambda v: str(v).lower()),
     Field("bias_correction", False, _flag, lambda v: str(v).lower()),

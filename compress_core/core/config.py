@@ -54,7 +54,9 @@ class CompressionConfig:
     skip_first_last: bool = True  # keep the first/last layer intact where <= SKIP_MAX_SHARE
     include: tuple[str, ...] = ()  # fnmatch patterns of layer names to touch; empty = all
     exclude: tuple[str, ...] = ()  # fnmatch patterns of layer names never to touch
-    huffman: bool = False  # Huffman-code the artifact's weight codes and indexes (Deep Compression)
+    # Legacy, changes no bytes: the artifact always takes each stream's smallest exact coding
+    # (fixed width, Huffman or ANS). Still accepted in configs, links and stored rows.
+    huffman: bool = False
     seed: int = 0  # for random pruning and k-means initialisation
     recalibrate_bn: bool = False  # re-estimate BatchNorm statistics on a few training batches
     bias_correction: bool = False  # shift biases so each layer's mean output matches the base's

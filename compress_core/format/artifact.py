@@ -15,9 +15,10 @@ A weight with a ``LayerRecord`` stores its kept positions the cheapest of
 three ways: ``none`` (nothing pruned), ``bitmask`` (one bit per weight) or
 ``relative`` (Deep Compression: the gap before each kept weight in ``b`` bits,
 ``2**b - 1`` meaning "skip that many, no weight here", ``b`` = 1..8 chosen per
-layer). Codes are packed at exactly ``bits`` bits; with ``config.huffman`` the
-codes and the relative indexes are canonical-Huffman coded (code lengths
-stored, 5 bits per symbol) when that is smaller. Scales and codebooks are
+layer). Codes and indexes take the smallest exact coding of each stream: packed
+at exactly ``bits`` bits, canonical Huffman (code lengths stored, 5 bits per
+symbol) or ANS (``entropy.py``); ``export(..., coded=False)`` keeps them at
+fixed width. Scales and codebooks are
 float32, zero points the smallest integer type that holds them. Every other
 tensor is stored raw at its own dtype (host byte order, little-endian in
 practice).
@@ -82,6 +83,7 @@ _DTYPES = {
     for t in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64)
     + (torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
 }
+_LEGACY = ("huffman",)  # config fields that change no bytes, left out of the header
 _ZP_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64")
 
 
@@ -140,8 +142,12 @@ class _Part:
 # --- public API ----------------------------------------------------------------
 
 
-def export(model: nn.Module, path: str | os.PathLike | None = None) -> bytes:
+def export(model: nn.Module, path: str | os.PathLike | None = None, *, coded: bool = True) -> bytes:
     """The model's artifact; also written atomically to ``path`` when given.
+
+    Every stream takes the smallest exact coding (fixed width, Huffman or ANS);
+    ``coded=False`` packs codes and indexes at fixed width only, as Deep Compression
+    stores them before its Huffman stage (for showing what entropy coding saves).
 
     Raises ``ArtifactError`` when a weight differs from what its record decodes
     to (e.g. it was trained after quantization): the artifact would lie.
@@ -151,14 +157,16 @@ def export(model: nn.Module, path: str | os.PathLike | None = None) -> bytes:
         >>> blob[:4]
         b'SLIM'
     """
-    blob = _encode(model)[0]
+    blob = _encode(model, coded)[0]
     if path is not None:
         write_atomic(os.fspath(path), blob)
     return blob
 
 
-def artifact_size(model: nn.Module) -> Size:
+def artifact_size(model: nn.Module, *, coded: bool = True) -> Size:
     """Parameter counts and the exact artifact size, with a per-tensor breakdown.
+
+    ``coded`` as in ``export``.
 
     Example:
         >>> s = artifact_size(model)
@@ -166,7 +174,7 @@ def artifact_size(model: nn.Module) -> Size:
         True
         >>> pd.DataFrame(s.layers)  # name, numel, nonzero, bits, encoding, ..., total_bytes
     """
-    blob, parts, header_bytes = _encode(model)
+    blob, parts, header_bytes = _encode(model, coded)
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
     return Size(
@@ -182,20 +190,21 @@ def artifact_size(model: nn.Module) -> Size:
 COMPONENTS = ("header", "positions", "codes", "scales_codebooks", "floats")
 
 
-def artifact_breakdown(model: nn.Module) -> dict[str, int]:
+def artifact_breakdown(model: nn.Module, *, coded: bool = True) -> dict[str, int]:
     """The artifact's bytes by what they store; the values sum to its exact length.
 
     ``header``: magic, version and the compressed JSON header; ``positions``: the
     indexes of kept weights; ``codes``: the quantized weights; ``scales_codebooks``:
     scales, zero points and codebooks; ``floats``: every float tensor stored as
-    floats (layers left alone, biases, BatchNorm, pruned-but-float weights).
+    floats (layers left alone, biases, BatchNorm, pruned-but-float weights). ``coded`` as
+    in ``export``.
 
     Example:
         >>> parts = artifact_breakdown(model)
         >>> sum(parts.values()) == len(export(model))
         True
     """
-    blob, parts, header_bytes = _encode(model)
+    blob, parts, header_bytes = _encode(model, coded)
     out = dict.fromkeys(COMPONENTS, 0)
     out["header"] = header_bytes
     for part in parts:
@@ -240,12 +249,11 @@ def load_compressed(
 # --- writing -------------------------------------------------------------------
 
 
-def _encode(model: nn.Module) -> tuple[bytes, list[_Part], int]:
+def _encode(model: nn.Module, coded: bool = True) -> tuple[bytes, list[_Part], int]:
     """The artifact bytes, its encoded tensors and the length of prefix + header."""
     record, spec = get_record(model), get_spec(model)
     state = model.state_dict()
     layers = _layer_keys(record, state)
-    coded = record is not None and record.config.huffman
     parts = [
         _encode_layer(k, t, layers[k], coded) if k in layers else _encode_raw(k, t)
         for k, t in state.items()
@@ -272,9 +280,13 @@ def _slim_entry(entry: dict, has_spec: bool) -> dict:
 
 
 def _changed(config: CompressionConfig) -> dict[str, Any]:
-    """The settings that differ from the defaults (``from_dict`` fills in the rest)."""
+    """The settings that differ from the defaults (``from_dict`` fills in the rest).
+
+    ``huffman`` is left out: a legacy switch that changes no bytes (entropy coding is
+    always considered), so it does not change the header's either.
+    """
     default = CompressionConfig().to_dict()
-    return {k: v for k, v in config.to_dict().items() if v != default[k]}
+    return {k: v for k, v in config.to_dict().items() if v != default[k] and k not in _LEGACY}
 
 
 def _layer_keys(record: CompressionRecord | None, state: dict) -> dict[str, LayerRecord]:
@@ -326,9 +338,9 @@ def _encode_raw(name: str, t: torch.Tensor) -> _Part:
 def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bool) -> _Part:
     """A pruned and/or quantized weight: positions, quant params and codes (or floats).
 
-    ``coded`` (``config.huffman``: entropy coding on) adds the Huffman and ANS options
-    for codes and indexes; without it they are packed at fixed width, as Deep
-    Compression stores them before its Huffman stage.
+    ``coded`` (the default) adds the Huffman and ANS options for codes and indexes;
+    without it they are packed at fixed width, as Deep Compression stores them before
+    its Huffman stage.
     """
     w = weight.detach().cpu()  # a model compressed on a GPU writes the same bytes
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()

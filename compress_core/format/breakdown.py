@@ -20,8 +20,9 @@ from .artifact import artifact_size
 COMPONENTS = ("codes", "index", "codebooks", "float_weights", "biases", "header")
 
 
-def bytes_by_component(model: nn.Module) -> dict[str, int]:
-    """Bytes of each component, in ``COMPONENTS`` order; the values sum to the artifact size.
+def bytes_by_component(model: nn.Module, *, coded: bool = True) -> dict[str, int]:
+    """Bytes of each component, in ``COMPONENTS`` order; the values sum to the artifact size
+    (of the fixed-width file with ``coded=False``, as in ``artifact.export``).
 
     - codes: the packed (or Huffman-coded) codes, or the float32 values, of pruned/quantized
       weights
@@ -31,7 +32,7 @@ def bytes_by_component(model: nn.Module) -> dict[str, int]:
     - biases: biases, BatchNorm parameters and statistics, every other raw tensor
     - header: magic, version and the compressed JSON header
     """
-    size = artifact_size(model)
+    size = artifact_size(model, coded=coded)
     parts = dict.fromkeys(COMPONENTS, 0)
     parts["header"] = size.header_bytes
     for row in size.layers:

@@ -130,7 +130,7 @@ class DeepCompressionConfig:
         self.prune_finetune()  # validates the training settings
         self.centroid_finetune()
 
-    def compression_config(self, bits: int = FLOAT_BITS, huffman: bool = False):
+    def compression_config(self, bits: int = FLOAT_BITS):
         """The record's config: every layer, magnitude pruning, per-layer k-means codebooks."""
         quant = "uniform" if bits == FLOAT_BITS else "kmeans"
         return CompressionConfig(
@@ -140,7 +140,6 @@ class DeepCompressionConfig:
             quant=quant,
             granularity="per_tensor",
             skip_first_last=False,
-            huffman=huffman,
             seed=self.seed,
         )
 
@@ -256,9 +255,13 @@ class DeepCompressionReport:
         ]
 
 
-def _measure(name: str, model: nn.Module, data, dense: int, one_shot, started) -> Stage:
+def _measure(
+    name: str, model: nn.Module, data, dense: int, one_shot, started, coded: bool = False
+) -> Stage:
+    """A stage's accuracy and bytes. Before the Huffman stage the artifact is measured at
+    fixed width (``coded=False``), as the paper stores pruned and quantized weights."""
     metrics = evaluate(model, data.test_x, data.test_y)
-    size = artifact_size(model)
+    size = artifact_size(model, coded=coded)
     return Stage(
         name,
         TITLES[name],
@@ -325,9 +328,8 @@ def deep_compression(
     report.stages.append(_measure("quantize", model, data, dense, one_shot, started))
 
     started = time.perf_counter()
-    record.config = dc.compression_config(dc.fc_bits, huffman=True)
     restored = load_compressed(export(model))  # the last stage is scored from its artifact
-    report.stages.append(_measure("huffman", restored, data, dense, None, started))
+    report.stages.append(_measure("huffman", restored, data, dense, None, started, coded=True))
     return model.eval(), report
 
 
