@@ -9,17 +9,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..core import repair
@@ -27,6 +26,7 @@ from ..core.record import get_spec
 from ..eval.device import compute_device
 from ..io.data import Dataset, cache_root, load_dataset
 from ..io.models import MODELS, build_model, input_size_for
+from .loop import TrainingCancelled, TrainProgress, fit
 
 FORMAT_VERSION = 1  # bump when a change to training or models makes old checkpoints wrong
 META_ATTR = "slimscope_baseline_meta"
@@ -50,23 +50,6 @@ EPOCHS_FOR = {  # slower models train fewer epochs
 }
 BN_CALIBRATION_IMAGES = 1024
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-class TrainingCancelled(Exception):
-    """``should_stop()`` returned True; the model is left part-trained and nothing is cached."""
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """Where training is; sent every few steps and at the end of each epoch (step == steps)."""
-
-    epoch: int  # 1-based
-    epochs: int
-    step: int  # 1-based within the epoch
-    steps: int  # steps per epoch
-    loss: float  # mean training loss so far this epoch
-    accuracy: float  # running training accuracy so far this epoch, 0..1
-    val_accuracy: float | None = None  # filled at the end of each epoch
 
 
 def default_epochs(model_name: str, dataset_name: str) -> int:
@@ -115,50 +98,34 @@ def train(
     if lr is None:
         spec = get_spec(model)
         lr = LEARNING_RATES.get(spec.name if spec else "", DEFAULT_LR)
-    device = compute_device()
-    model.to(device)
+    model.to(compute_device())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    n = len(data.train_y)
+
+    def after_epoch(p: TrainProgress) -> None:
+        if progress is not None or p.epoch == p.epochs:
+            recalibrate_bn_(model, data.train_x)
+        if progress is not None:
+            progress(dataclasses.replace(p, val_accuracy=accuracy(model, data.val_x, data.val_y)))
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        for epoch in range(1, epochs + 1):
-            batches = torch.randperm(n, generator=gen).split(batch_size)
-            if len(batches) > 1 and len(batches[-1]) == 1:
-                batches = batches[:-1]  # BatchNorm cannot train on a batch of one
-            try:
-                _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop)
-            except TrainingCancelled:
-                model.cpu()
-                raise
+        try:
+            fit(
+                model,
+                data,
+                epochs=epochs,
+                optimizer=opt,
+                generator=torch.Generator().manual_seed(seed),
+                batch_size=batch_size,
+                progress=progress,
+                after_epoch=after_epoch,
+                should_stop=should_stop,
+            )
+        except TrainingCancelled:
+            model.cpu()
+            raise
     model.cpu().eval()
     return model
-
-
-def _epoch(model, data, opt, batches, epoch, epochs, progress, should_stop) -> None:
-    model.train()
-    steps, every = len(batches), max(1, len(batches) // 20)
-    loss_sum, hits, seen = 0.0, 0, 0
-    for step, idx in enumerate(batches, start=1):
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled(f"training stopped in epoch {epoch}, step {step}")
-        device = next(model.parameters()).device
-        x, y = data.train_x[idx].to(device), data.train_y[idx].to(device)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item() * len(y)
-        hits += int((logits.argmax(1) == y).sum())
-        seen += len(y)
-        if progress is not None and step % every == 0 and step < steps:
-            progress(TrainProgress(epoch, epochs, step, steps, loss_sum / seen, hits / seen))
-    if progress is not None or epoch == epochs:
-        recalibrate_bn_(model, data.train_x)
-    if progress is not None:
-        val = accuracy(model, data.val_x, data.val_y)
-        progress(TrainProgress(epoch, epochs, steps, steps, loss_sum / seen, hits / seen, val))
 
 
 def recalibrate_bn_(model: nn.Module, x: torch.Tensor) -> None:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -58,7 +57,8 @@ from ..core.prune import PRUNERS, _keep_mask, apply_masks_
 from ..core.quantize import calibrate_activations, quantize_tensor
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
 from ..core.steps import calibrate_step_, quantize_step_, repair_step_
-from .baseline import TrainingCancelled, accuracy, recalibrate_bn_
+from .baseline import accuracy, recalibrate_bn_
+from .loop import TrainingCancelled, TrainProgress, fit, steps_per_epoch
 
 CACHE_VERSION = 2  # bump when a change makes cached models wrong (2: new skip_first_last)
 VAL_IMAGES = 2000  # validation images scored at the end of each epoch, for the progress bar
@@ -197,66 +197,38 @@ def nested_masks(
 # --- the training loop ----------------------------------------------------------------
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    batches = torch.randperm(n, generator=generator).split(batch_size)
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches = batches[:-1]  # BatchNorm cannot train on a batch of one
-    return batches
-
-
 def _fit(model, params, data, epochs, ft, stage, tracker, before_step=None, after_step=None):
     """Train ``params`` of ``model`` in place: Adam, learning rate cosine-decayed to 0.
 
     ``before_step(t, total)`` runs before optimiser step t (pruning events);
     ``after_step()`` after it (re-applying masks).
     """
-    n = len(data.train_y)
-    steps = math.ceil(n / ft.batch_size) - (n % ft.batch_size == 1 and n > ft.batch_size)
+    steps = steps_per_epoch(len(data.train_y), ft.batch_size)
     opt = torch.optim.Adam(params, lr=ft.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_cosine, total=epochs * steps))
-    generator = torch.Generator().manual_seed(ft.seed + 7919 * tracker.done_epochs)
-    hooks = (before_step, after_step)
-    for epoch in range(1, epochs + 1):
-        batches = _batches(n, ft.batch_size, generator)
-        _epoch(model, data, (opt, sched), batches, (stage, epoch, epochs), tracker, hooks)
-        tracker.done_epochs += 1
-    model.eval()
 
-
-def _epoch(model, data, optim, batches, where, tracker, hooks) -> None:
-    (opt, sched), (stage, epoch, epochs), (before_step, after_step) = optim, where, hooks
-    model.train()
-    steps, total = len(batches), epochs * len(batches)
-    every = max(1, steps // 20)
-    loss_sum, hits, seen = 0.0, 0, 0
-    for step, idx in enumerate(batches, start=1):
-        tracker.check(f"in {stage} epoch {epoch}, step {step}")
+    def before(p: TrainProgress) -> None:
+        tracker.check(f"in {stage} epoch {p.epoch}, step {p.step}")
         if before_step is not None:
-            before_step((epoch - 1) * steps + step - 1, total)
-        x, y = data.train_x[idx], data.train_y[idx]
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if after_step is not None:
-            after_step()
-        loss_sum += loss.item() * len(y)
-        hits += int((logits.argmax(1) == y).sum())
-        seen += len(y)
-        if step % every == 0 and step < steps:
-            _report(
-                model,
-                data,
-                tracker,
-                (stage, epoch, epochs, step, steps),
-                loss_sum / seen,
-                hits / seen,
-            )
-    recalibrate_bn_(model, data.train_x)
-    _report(
-        model, data, tracker, (stage, epoch, epochs, steps, steps), loss_sum / seen, hits / seen
+            before_step(p.index, p.total)
+
+    def after_epoch(p: TrainProgress) -> None:
+        recalibrate_bn_(model, data.train_x)
+        _report(model, data, tracker, stage, p)
+        tracker.done_epochs += 1
+
+    fit(
+        model,
+        data,
+        epochs=epochs,
+        optimizer=opt,
+        scheduler=sched,
+        generator=torch.Generator().manual_seed(ft.seed + 7919 * tracker.done_epochs),
+        batch_size=ft.batch_size,
+        before_step=before,
+        after_step=after_step,
+        progress=lambda p: _report(model, data, tracker, stage, p),
+        after_epoch=after_epoch,
     )
 
 
@@ -264,17 +236,25 @@ def _cosine(t: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * t / total))
 
 
-def _report(model, data, tracker, where, loss, acc) -> None:
+def _report(model, data, tracker, stage: str, p: TrainProgress) -> None:
     if tracker.progress is None:
         return
-    stage, epoch, epochs, step, steps = where
     val = None
-    if step == steps:  # the end of an epoch
+    if p.step == p.steps:  # the end of an epoch
         val = accuracy(model, data.val_x[:VAL_IMAGES], data.val_y[:VAL_IMAGES])
-    fraction = (tracker.done_epochs + step / steps) / max(tracker.total_epochs, 1)
+    fraction = (tracker.done_epochs + p.step / p.steps) / max(tracker.total_epochs, 1)
     tracker.progress(
         FinetuneProgress(
-            stage, epoch, epochs, step, steps, loss, acc, _sparsity(model), fraction, val
+            stage,
+            p.epoch,
+            p.epochs,
+            p.step,
+            p.steps,
+            p.loss,
+            p.accuracy,
+            _sparsity(model),
+            fraction,
+            val,
         )
     )
 

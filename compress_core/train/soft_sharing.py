@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,7 @@ from torch import nn
 from ..core.config import CompressionConfig, ConfigError
 from ..core.layers import weight_layers
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, QuantState, materialize
+from .loop import TrainProgress, fit
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,18 @@ class _Prior(nn.Module):
         return -torch.logsumexp(self.log_joint(w), dim=1).sum()
 
 
-def soft_weight_sharing(base: nn.Module, data, cfg: SoftSharingConfig) -> nn.Module:
-    """A compressed copy of ``base`` trained under the mixture prior, then snapped to it."""
+def soft_weight_sharing(
+    base: nn.Module,
+    data,
+    cfg: SoftSharingConfig,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """A compressed copy of ``base`` trained under the mixture prior, then snapped to it.
+
+    ``progress`` gets the running loss every few steps and at each epoch's end;
+    ``should_stop()`` returning True raises ``TrainingCancelled`` at the next step.
+    """
     model = copy.deepcopy(base)
     layers = weight_layers(model)
     weights = [m.weight for m in layers.values()]
@@ -97,17 +109,23 @@ def soft_weight_sharing(base: nn.Module, data, cfg: SoftSharingConfig) -> nn.Mod
         ]
     )
     n = len(data.train_y)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.epochs):
-        model.train()
-        for idx in torch.randperm(n, generator=generator).split(cfg.batch_size):
-            flat = torch.cat([w.reshape(-1) for w in weights])
-            loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
-            loss = loss + cfg.tau * prior.nll(flat) / n
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        flat = torch.cat([w.reshape(-1) for w in weights])
+        return F.cross_entropy(logits, y) + cfg.tau * prior.nll(flat) / n
+
+    fit(
+        model,
+        data,
+        epochs=cfg.epochs,
+        optimizer=opt,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        loss_fn=loss_fn,
+        batch_size=cfg.batch_size,
+        progress=progress,
+        after_epoch=progress,
+        should_stop=should_stop,
+    )
     return _snap(model, layers, prior, cfg)
 
 
