@@ -231,7 +231,7 @@ async def scenario(browser, url, base: str, sessions: int, moves: int, same: boo
         await close(pages)
 
 
-async def step(page, key: str) -> None:
+async def walk_step(page, key: str) -> None:
     """One pruning step for the memory walk: wait for the run, not for a new count (at low
     bits the quantizer's zero level can already hold the weights a step prunes)."""
     before = page.url
@@ -249,7 +249,7 @@ async def wander(browser, url, base: str, sessions: int, minutes: float, pid: in
     try:
         while time.monotonic() < end:
             key = "ArrowRight" if (step // 19) % 2 == 0 else "ArrowLeft"  # 0 % .. 95 % and back
-            await asyncio.gather(*(step(p, key) for p in pages))
+            await asyncio.gather(*(walk_step(p, key) for p in pages))
             if step % 19 == 18:  # each sweep over the rates, every session moves its bits
                 await asyncio.gather(*(new_bits(p) for p in pages))
             samples.append((round(time.monotonic() - end + 60 * minutes), rss_mib(pid)))
