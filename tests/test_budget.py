@@ -13,13 +13,17 @@ from compress_core.analysis.budget import (
     LayerSetting,
     build,
     compress_plan,
+    finetune_plan,
+    finetuned_plan,
     search,
 )
 from compress_core.core.config import FLOAT_BITS, ConfigError
 from compress_core.core.layers import select_layers
 from compress_core.core.pipeline import CompressionError
+from compress_core.core.record import get_record
 from compress_core.eval.evaluate import evaluate
 from compress_core.format.artifact import artifact_size, export, load_compressed
+from compress_core.train.finetune import FinetuneConfig
 
 RATES = (0.0, 0.5, 0.8, 0.95)
 BITS = (2, 4, FLOAT_BITS)
@@ -202,6 +206,42 @@ def test_counts_agree_with_the_candidates_and_the_progress_steps(digits_lenet):
     assert sum(u.stage == "test" for u in ticks) == n.tested
     unreachable = search(base, data, Budget(min_accuracy=1.0), rates=(0.0,), bits=(32,))
     assert unreachable.counts().met == 0 and not unreachable.met
+
+
+@pytest.mark.parametrize("quant", ["uniform", "kmeans"])
+def test_finetuning_a_plan_keeps_its_masks_and_level_counts(digits_lenet, quant):
+    base, data = digits_lenet
+    before = {k: t.clone() for k, t in base.state_dict().items()}
+    plan = {"conv2": (0.5, 4), "fc1": (0.9, 2), "fc2": (0.7, FLOAT_BITS)}
+    common = CompressionConfig(quant=quant)
+    ft = FinetuneConfig(epochs=1, qat_epochs=1)
+    one_shot, tuned = (
+        compress_plan(base, plan, common),
+        finetuned_plan(base, data, plan, common, ft),
+    )
+    shot_modules, tuned_modules = dict(one_shot.named_modules()), dict(tuned.named_modules())
+    shot_record, tuned_record = get_record(one_shot), get_record(tuned)
+    moved = 0
+    for name, (rate, bits) in plan.items():
+        mask = shot_record.layers[name].mask
+        assert torch.equal(tuned_record.layers[name].mask, mask), name  # the plan's own mask
+        w = tuned_modules[name].weight
+        assert not w[~mask].any(), name  # pruned weights stayed exactly zero
+        moved += not torch.equal(w, shot_modules[name].weight)
+        if bits != FLOAT_BITS:
+            rows = w.reshape(w.shape[0], -1)
+            assert max(len(row.unique()) for row in rows) <= 2**bits + (rate > 0), name
+    assert moved == len(plan)  # training changed every planned layer
+    assert all(torch.equal(t, before[k]) for k, t in base.state_dict().items())  # a copy
+    blob = export(tuned)
+    back = load_compressed(blob)
+    assert all(torch.equal(back.state_dict()[k], t) for k, t in tuned.state_dict().items())
+    # The result record is that model, measured: same bytes, same test accuracy.
+    r = finetune_plan(base, data, plan, common, ft)
+    assert r.artifact_bytes == len(blob) and r.finetune == ft.to_dict()
+    assert r.accuracy == evaluate(tuned, data.test_x, data.test_y).accuracy
+    with pytest.raises(ConfigError, match="prune_steps"):
+        finetuned_plan(base, data, plan, common, FinetuneConfig(epochs=2, prune_steps=2))
 
 
 def test_structured_pruning_and_no_layer_left_are_refused(digits_lenet):

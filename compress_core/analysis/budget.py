@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import glob
 import itertools
@@ -49,11 +50,21 @@ from ..core.pipeline import (
     CompressionError,
     Result,
     calibration_for,
+    check_finite,
     compress,
     evaluate_compressed,
 )
-from ..core.steps import LayerSetting
+from ..core.record import RECORD_ATTR, CompressionRecord
+from ..core.steps import LayerSetting, prune_step_
 from ..format.artifact import artifact_size
+from ..train.finetune import (
+    FinetuneConfig,
+    FinetuneProgress,
+    Tracker,
+    quantize_phase_,
+    repair_and_calibrate_,
+    retrain_masked_,
+)
 from .executors import run_grid
 from .sensitivity import SensitivityPoint, baseline_split_metrics, sensitivity, split_metrics
 from .sweep import GRID_BITS, GRID_RATES
@@ -117,6 +128,13 @@ def compress_plan(
         >>> small = compress_plan(base, {"fc1": (0.9, 4), "conv2": (0.5, 8)})
         >>> artifact_size(small).artifact_bytes
     """
+    plan = _checked_plan(base, plan, common)
+    overrides = {glob.escape(n): dataclasses.asdict(s) for n, s in plan.items()}
+    return compress(base, plan_config(plan, common), calibration, overrides=overrides)
+
+
+def _checked_plan(base: nn.Module, plan, common: CompressionConfig) -> Plan:
+    """The plan as settings, once its layers exist and its pruning is per weight."""
     plan = as_plan(plan)
     if common.structured:
         raise CompressionError(
@@ -127,8 +145,7 @@ def compress_plan(
     unknown = [n for n in plan if n not in layers]
     if unknown:
         raise CompressionError(f"no prunable layer named {unknown}; choose from {list(layers)}")
-    overrides = {glob.escape(n): dataclasses.asdict(s) for n, s in plan.items()}
-    return compress(base, plan_config(plan, common), calibration, overrides=overrides)
+    return plan
 
 
 # --- the budget and the answer ---------------------------------------------------
@@ -316,6 +333,83 @@ def build(base: nn.Module, data, candidate: Candidate, common: CompressionConfig
     if candidate.config is not None:
         return compress(base, config, calibration)
     return compress_plan(base, candidate.plan, common, calibration)
+
+
+# --- fine-tuning a plan ------------------------------------------------------------
+
+
+def finetuned_plan(
+    base: nn.Module,
+    data,
+    plan: Mapping[str, LayerSetting | tuple[float, int]],
+    common: CompressionConfig = DEFAULT_CONFIG,
+    ft: FinetuneConfig | None = None,
+    progress: Callable[[FinetuneProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """``compress_plan`` with training in between: a copy of ``base``, never ``base`` itself.
+
+    The engine's prune step gives each planned layer its own mask (as
+    ``compress_plan`` does); ``ft.epochs`` retrain the whole model with those
+    masks held (``finetune.retrain_masked_``); each layer is then quantized to
+    its own bits, quantization-aware for ``ft.qat_epochs`` (k-means: its
+    centroids), and repaired and calibrated as ``compress`` would. The masks are
+    the one-shot plan's, so a pruned weight stays zero and each layer keeps
+    its number of levels. ``should_stop()`` returning True raises
+    ``TrainingCancelled`` at the next step.
+
+    Example:
+        >>> r = search(base, data, Budget(max_drop_pp=1.0))
+        >>> small = finetuned_plan(base, data, r.best.plan, ft=FinetuneConfig(epochs=2))
+    """
+    ft = ft or FinetuneConfig()
+    if ft.prune_steps > 1:
+        raise ConfigError("a plan's masks are fixed: fine-tune it with prune_steps = 1")
+    plan = _checked_plan(base, plan, common)
+    config = plan_config(plan, common)
+    pruned = any(s.prune_rate > 0 for s in plan.values())
+    quantized = {n: s.bits for n, s in plan.items() if s.bits != FLOAT_BITS}
+    epochs = ft.epochs * pruned + ft.qat_epochs * bool(quantized)
+    tracker = Tracker(progress, should_stop, epochs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ft.seed)
+        model = copy.deepcopy(base).eval()
+        record = CompressionRecord(config=config, skipped=select_layers(model, config)[1])
+        setattr(model, RECORD_ATTR, record)
+        prune_step_(model, record, plan, config)
+        masks = {n: layer.mask for n, layer in record.layers.items() if layer.mask is not None}
+        if masks and ft.epochs:
+            retrain_masked_(model, masks, data, ft, tracker)
+        if quantized:
+            quantize_phase_(model, record, quantized, data, config, ft, tracker)
+        repair_and_calibrate_(model, base, record, data, config)
+    check_finite(model, "fine-tuned model")
+    return model.eval()
+
+
+def finetune_plan(
+    base: nn.Module,
+    data,
+    plan: Mapping[str, LayerSetting | tuple[float, int]],
+    common: CompressionConfig = DEFAULT_CONFIG,
+    ft: FinetuneConfig | None = None,
+    progress: Callable[[FinetuneProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Result:
+    """Fine-tune a plan the search returned, then measure it: test accuracy and exact bytes.
+
+    Example:
+        >>> r = search(base, data, Budget(max_drop_pp=1.0))
+        >>> tuned = finetune_plan(base, data, r.best.plan, ft=FinetuneConfig(epochs=2))
+        >>> tuned.accuracy, tuned.artifact_bytes
+    """
+    ft = ft or FinetuneConfig()
+    started = time.perf_counter()
+    model = finetuned_plan(base, data, plan, common, ft, progress, should_stop)
+    result = evaluate_compressed(base, model, data, None, started)
+    result.finetune = ft.to_dict()
+    result.label = f"{plan_label(as_plan(plan))} · {ft.label()}"
+    return result
 
 
 # --- the search --------------------------------------------------------------------

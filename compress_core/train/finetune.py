@@ -401,10 +401,9 @@ def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
     record.layers = {n: LayerRecord(mask=m) for n, m in masks.items()}
     if ft.epochs == 0:
         return
-    parts = {n: _Masked(m) for n, m in masks.items()}
     done = [1]  # pruning steps taken
 
-    def before_step(t: int, total: int) -> None:
+    def before_step(originals, parts, t: int, total: int) -> None:
         k = done[0]
         if k < len(rates) and t >= k * ft.ramp * total / len(rates):
             new = nested_masks(
@@ -416,7 +415,19 @@ def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
             _reapply(originals, masks)
             done[0] += 1
 
+    retrain_masked_(model, masks, data, ft, tracker, before_step)
+
+
+def retrain_masked_(model, masks, data, ft, tracker, before_step=None) -> None:
+    """Train all of ``model`` in place for ``ft.epochs`` with the named layers' ``masks`` held.
+
+    The forward masks each weight and the mask is re-applied after every step, so
+    a pruned weight stays exactly zero. ``before_step(originals, parts, t, total)``
+    may grow the masks (iterative pruning) by updating ``masks`` and ``parts``.
+    """
+    parts = {n: _Masked(m) for n, m in masks.items()}
     with _parametrized(model, parts) as originals:
+        step = None if before_step is None else partial(before_step, originals, parts)
         _fit(
             model,
             list(model.parameters()),
@@ -425,7 +436,7 @@ def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
             ft,
             "prune",
             tracker,
-            before_step,
+            step,
             lambda: _reapply(originals, masks),
         )
     apply_masks_(model, masks)  # +0.0 everywhere pruned
@@ -493,13 +504,21 @@ def train_centroids_(model, record, names, data, config, ft, tracker) -> None:
 
 
 def quantize_phase_(model, record, bits, data, config, ft, tracker) -> None:
-    """Quantize with ``config.quant`` at per-layer ``bits``, quantization-aware when asked."""
+    """Quantize with ``config.quant`` at per-layer ``bits``, quantization-aware when asked.
+
+    Pruned layers left in float (a budget plan may keep a layer at 32 bits) train
+    on with their masks held, so their pruned weights stay zero.
+    """
     per_channel = config.granularity == "per_channel"
-    if ft.qat_epochs and config.quant != "kmeans":
-        train_ste_(model, record, bits, config.quant, per_channel, data, config, ft, tracker)
-    quantize_step_(model, record, bits, config.quant, per_channel)
-    if ft.qat_epochs and config.quant == "kmeans":
-        train_centroids_(model, record, list(bits), data, config, ft, tracker)
+    held = {n: layer.mask for n, layer in record.layers.items() if n not in bits}
+    held = {n: m for n, m in held.items() if m is not None} if ft.qat_epochs else {}
+    with _parametrized(model, {n: _Masked(m) for n, m in held.items()}):
+        if ft.qat_epochs and config.quant != "kmeans":
+            train_ste_(model, record, bits, config.quant, per_channel, data, config, ft, tracker)
+        quantize_step_(model, record, bits, config.quant, per_channel)
+        if ft.qat_epochs and config.quant == "kmeans":
+            train_centroids_(model, record, list(bits), data, config, ft, tracker)
+    apply_masks_(model, held)  # +0.0 where pruned
 
 
 def repair_and_calibrate_(model, base, record: CompressionRecord, data, config) -> None:
