@@ -1,13 +1,14 @@
 """The artifact against a plain lzma/zlib dump and the order-0 entropy bound (issue 14, part 1).
 
-For every config of the grid (prune rates x bits x quantizers x granularity x scope, with
-entropy coding on: ``huffman=True``) on each model's cached baseline, it writes the
+For every config of the grid (prune rates x bits x quantizers x granularity x scope) on
+each model's cached baseline, it writes the
 artifact and the plain dump a user would write (uint8/uint16 codes, packed bitmask, the
 same scales/codebooks, the other tensors as float32, then lzma 9e or zlib 9, whichever is
 smaller; ``compress_core.format.reference``) and reports: how often the artifact is larger
 than the dump (whole file; compressed layers alone), the median and worst ratio of the
 quantized layers' codes + indexes to their order-0 entropy bound, and every pair of
-configs where more pruning at the same bits gives a larger file. Exits 1 when the artifact
+prune rates p < q at the same other settings where q's file is larger, saying whether
+the index is to blame (it grew by at least as much as the file). Exits 1 when the artifact
 is ever larger than the dump.
 
 Run: python bench/bench_format.py [--quick] [--models lenet5,mlp] [--data fashion-mnist]
@@ -58,7 +59,7 @@ def configs(grid: dict) -> list[CompressionConfig]:
         if rate == 0 and scope == "global":
             continue
         c = CompressionConfig(
-            prune_rate=rate, bits=bits, quant=quant, granularity=gran, scope=scope, huffman=True
+            prune_rate=rate, bits=bits, quant=quant, granularity=gran, scope=scope
         )
         out[c.key()] = c
     return list(out.values())

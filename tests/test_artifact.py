@@ -92,6 +92,8 @@ def _assert_same_record(a: nn.Module, b: nn.Module) -> None:
     assert ra.structured == rb.structured and ra.activations == rb.activations
     for name, la in ra.layers.items():
         lb = rb.layers[name]
+        if lb.mask is not None and la.mask is not None and not torch.equal(la.mask, lb.mask):
+            la = _as_zero_level(la)  # read back as "kept and not the zero code"
         if la.mask is None or la.mask.all():  # an all-kept mask is stored as "none"
             assert lb.mask is None
         else:
@@ -106,6 +108,16 @@ def _assert_same_record(a: nn.Module, b: nn.Module) -> None:
         for field in ("scale", "zero_point"):
             va, vb = getattr(qa, field), getattr(qb, field)
             assert (va is None and vb is None) or torch.equal(va[live], vb[live])
+
+
+def _as_zero_level(layer: LayerRecord) -> LayerRecord:
+    """What a zero-level entry reads back as: kept weights coded as their zero point are
+    pruned too (the same weight values)."""
+    q = layer.quant
+    nonzero = q.codes != q.zero_point[q.groups]
+    mask = layer.mask.clone()
+    mask.view(-1)[mask.view(-1).clone()] = nonzero
+    return LayerRecord(mask, replace(q, codes=q.codes[nonzero], groups=q.groups[nonzero]))
 
 
 HAND_CASES = [
@@ -270,9 +282,12 @@ def test_chosen_encoding_is_the_smallest_and_never_larger_than_a_bitmask(sparsit
 def test_packed_codes_take_ceil_n_times_k_over_8_bytes(bits):
     model = _hand_model(bits, "affine", False, 0.37)
     rows = {r["name"]: r for r in artifact_size(model, coded=False).layers}
+    back = get_record(load_compressed(export(model, coded=False)))
     for name in ("fc1", "fc2"):
-        n = int(get_record(model).layers[name].mask.sum())
-        assert rows[f"{name}.weight"]["value_bytes"] == ceil(n * bits / 8)
+        row, mask = rows[f"{name}.weight"], back.layers[name].mask
+        # codes of the kept weights; with positions "zero" (no index) of every weight
+        n = mask.numel() if row["index_encoding"] == "zero level" else int(mask.sum())
+        assert row["value_bytes"] == ceil(n * bits / 8)
 
 
 RELATIVE_FIXED = tuple(f"relative b={b} fixed" for b in range(1, 9))
@@ -392,7 +407,8 @@ def test_truncated_empty_and_foreign_bytes_raise_artifact_error(blob):
     cuts = {0, 1, 4, 5, 8, 9, header_end - 1, header_end, header_end + 1, len(blob) - 1}
     cuts |= set(range(0, len(blob), 97))
     bad = [blob[:n] for n in sorted(cuts)]
-    bad += [blob + b"\x00", b"PK\x03\x04" + blob[4:], blob[:4] + b"\x03" + blob[5:]]
+    bad += [blob + b"\x00", b"PK\x03\x04" + blob[4:]]
+    bad += [blob[:4] + bytes([art.VERSION + 1]) + blob[5:]]
     bad += [b"SLIM\x01" + b"\xff" * 40, os.urandom(300), b"SLIM\x01\x00\x00\x00\x00"]
     for data in bad:
         with pytest.raises(ArtifactError):
@@ -440,7 +456,7 @@ def test_tiny_artifact_layout_is_pinned():
     payload = index + params + values + bias
 
     magic, version, length = struct.unpack_from("<4sBI", blob)
-    assert (magic, version) == (b"SLIM", 2)
+    assert (magic, version) == (b"SLIM", 3)
     assert blob[9 + length :] == payload
     assert len(blob) == 9 + length + 18
     header = json.loads(zlib.decompress(blob[9 : 9 + length]))
@@ -461,3 +477,53 @@ def test_tiny_artifact_layout_is_pinned():
     assert rows[0]["encoding"] == "relative b=4 fixed · 3-bit affine fixed"
     with pytest.raises(ArtifactError, match="no model spec"):
         load_compressed(blob)
+
+
+def _zero_level_layer() -> nn.Linear:
+    """A 2x16 layer, 3-bit affine (zero point 2), one weight of 32 pruned, the rest code 7."""
+    layer = nn.Linear(16, 2, bias=False)
+    mask = torch.ones(32, dtype=torch.bool)
+    mask[5] = False
+    q = QuantState(
+        "affine", 3, torch.full((31,), 7), torch.zeros(31, dtype=torch.int64),
+        scale=torch.tensor([0.5]), zero_point=torch.tensor([2]),
+    )  # fmt: skip
+    record = LayerRecord(mask.reshape(2, 16), q)
+    with torch.no_grad():
+        layer.weight.copy_(materialize(layer.weight.shape, record, None))
+    setattr(layer, RECORD_ATTR, CompressionRecord(CompressionConfig(bits=3), {"": record}))
+    return layer
+
+
+def test_tiny_zero_level_layout_is_pinned():
+    """One weight of 32 pruned: the dense 3-bit codes, the pruned one as the zero point 2, are
+    smaller than any index plus the 31 kept codes, and the mask is read back from them."""
+    layer = _zero_level_layer()
+    record = get_record(layer).layers[""]
+    blob = export(layer, coded=False)
+
+    values = int("111" * 5 + "010" + "111" * 26, 2).to_bytes(12, "big")  # no index at all
+    params = struct.pack("<f", 0.5) + bytes([2])
+    length = struct.unpack_from("<I", blob, 5)[0]
+    assert blob[9 + length :] == params + values
+    header = json.loads(zlib.decompress(blob[9 : 9 + length]))
+    weight = {"name": "weight", "shape": [2, 16], "dtype": "float32", "enc": "layer"}
+    weight |= {"pos": "zero", "n": 31, "len": [0, 5, 12]}
+    weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3}
+    assert header["tensors"] == [weight]
+    back = load_compressed(blob, model=nn.Linear(16, 2, bias=False))
+    assert torch.equal(back.weight.view(torch.int32), layer.weight.view(torch.int32))
+    assert torch.equal(get_record(back).layers[""].mask, record.mask)
+    assert export(back, coded=False) == blob
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [(("tensors", 0, "n"), 30), (("tensors", 0, "eg"), 1), (("tensors", 0, "scheme"), "codebook")]
+    + [(("tensors", 0, "ng"), 2), (("tensors", 0, "bits"), 2), (("tensors", 0, "len"), [1, 5, 11])],
+)
+def test_a_zero_level_entry_that_disagrees_with_its_data_is_refused(path, value):
+    blob = export(_zero_level_layer(), coded=False)
+    bad = _rewrite(blob, _set(path, value))
+    with pytest.raises(ArtifactError):
+        load_compressed(bad, model=nn.Linear(16, 2, bias=False))

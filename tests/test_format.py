@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_artifact import _assert_same_model, _hand_model
+from test_artifact import _as_zero_level, _assert_same_model, _assert_same_record, _hand_model
 
 from compress_core import CompressionConfig, compress
 from compress_core.core.quantize import dequantize, quantize_tensor
+from compress_core.core.record import get_record
+from compress_core.format import artifact as art
 from compress_core.format import entropy, squeeze, streams
 from compress_core.format.artifact import (
     COMPONENTS,
@@ -126,7 +128,28 @@ def test_format_1_files_still_load_bit_exactly_and_rewrite_smaller(name):
     loaded = load_compressed(blob)
     _assert_same_model(model, loaded)
     again = export(loaded)
-    assert again[4] == 2 and len(again) < len(blob)
+    assert again[4] == art.VERSION and len(again) < len(blob)
+    _assert_same_model(model, load_compressed(again))
+
+
+# Written by format 2 (commit a42e46c) from the same seeded hand-made models.
+V2_FILES = {
+    "v2-mlp8-4bit-affine-huffman.slim": (4, "affine", True, 0.9, True),
+    "v2-mlp8-3bit-codebook.slim": (3, "codebook", False, 0.5, False),
+    "v2-mlp8-5bit-affine-light.slim": (5, "affine", False, 0.05, False),
+}
+
+
+@pytest.mark.parametrize("name", V2_FILES)
+def test_format_2_files_still_load_bit_exactly_and_rewrite_no_larger(name):
+    blob = (DATA / name).read_bytes()
+    assert blob[4] == 2
+    model = _hand_model(*V2_FILES[name])
+    loaded = load_compressed(blob)
+    _assert_same_model(model, loaded)
+    _assert_same_record(model, loaded)
+    again = export(loaded)
+    assert again[4] == art.VERSION and len(again) <= len(blob)
     _assert_same_model(model, load_compressed(again))
 
 
@@ -210,6 +233,29 @@ def test_pruning_more_at_the_same_bits_never_grows_the_file(grid_rows):
     for (rate, bits, quant), r in by.items():
         if rate == 0.9 and (0.0, bits, quant) in by:
             assert r["bytes"] < by[(0.0, bits, quant)]["bytes"]
+
+
+@pytest.mark.parametrize("quant", ["uniform", "symmetric"])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_light_pruning_with_a_zero_level_pays_for_no_index(digits_lenet, quant, bits):
+    base, _ = digits_lenet
+    dense, light = (
+        compress(base, CompressionConfig(prune_rate=r, bits=bits, quant=quant)) for r in (0, 0.05)
+    )
+    rows = {r["name"]: r for r in artifact_size(light).layers if r["param_encoding"]}
+    # Zero level, or (2-bit symmetric: a third of the kept weights code zero) an index of the
+    # non-zero weights when that is smaller still.
+    assert "zero level" in {r["index_encoding"] for r in rows.values()}
+    dense_rows = {r["name"]: r for r in artifact_size(dense).layers if r["param_encoding"]}
+    for name, row in rows.items():  # smallest-|w| pruning leaves the same codes, pruned ones 0
+        assert row["total_bytes"] <= dense_rows[name]["total_bytes"], name
+    blob = export(light)
+    back = load_compressed(blob)
+    _assert_same_model(light, back)
+    for name, layer in get_record(light).layers.items():  # kept and not the zero code
+        if layer.quant is not None:
+            assert torch.equal(get_record(back).layers[name].mask, _as_zero_level(layer).mask)
+    assert export(back) == blob
 
 
 # --- entropy-constrained quantization -------------------------------------------------------

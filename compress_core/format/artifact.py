@@ -62,6 +62,7 @@ from ..core.record import (
 from ..io.paths import write_atomic
 from .squeeze import squeeze, unsqueeze
 from .streams import (
+    Option,
     StreamError,
     cheapest,
     code_options,
@@ -72,8 +73,8 @@ from .streams import (
 )
 
 MAGIC = b"SLIM"
-VERSION = 2
-READS = (1, 2)  # format versions load_compressed reads; 1 is a subset of 2's encodings
+VERSION = 3  # 3 adds positions "zero" (pruned weights as the zero code, no index)
+READS = (1, 2, 3)  # format versions load_compressed reads; 1 and 2 are subsets of 3's encodings
 _PREFIX = struct.Struct("<4sBI")  # magic, version, header length
 _FLAGS = ("ch", "ca", "ih", "ia", "eg", "zq", "zv")  # coding flags, left out when 0
 _SQUEEZED = ("raw", "lzma", "lzma planes")  # float segments, by squeeze method
@@ -346,37 +347,103 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bo
     mask = None if layer.mask is None else layer.mask.reshape(-1).numpy()
     kept = np.arange(w.numel()) if mask is None else np.flatnonzero(mask)
     _check_layer(name, w, layer, kept)
-    where = cheapest(position_options(mask, kept, coded))
     entry = {"name": name, "shape": list(w.shape), "dtype": "float32", "enc": "layer"}
-    entry.update(where.fields, n=len(kept))
-    how = {"index": _position_label(where.fields)}
     q = layer.quant
     if q is None:
+        where = cheapest(position_options(mask, kept, coded))
         method, values = squeeze(w.reshape(-1).numpy()[kept].tobytes(), 4)
         params, bits, what = b"", 32, "float32"
-        entry.update(scheme="float", zv=method)
-        how["values"] = _SQUEEZED[method]
+        entry.update(where.fields, n=len(kept), scheme="float", zv=method)
+        how = {"values": _SQUEEZED[method]}
     else:
-        fields, params = _encode_params(q, kept, tuple(w.shape))
-        codes = cheapest(code_options(q.codes.numpy(), q.bits, coded))
-        entry.update(fields, bits=q.bits, **codes.fields)
+        shape = tuple(w.shape)
+        choices = [_quant_choice(mask, kept, q, shape, coded)]
+        choices += _zero_level(w, mask, kept, q, coded)
+        where, fields, params, codes, n = min(choices, key=_choice_bytes)  # the first smallest
+        entry.update(where.fields, n=n, **fields, bits=q.bits, **codes.fields)
         values, bits = codes.make(), q.bits
         code_label = label(codes.fields, "ch ca")
         what = f"{q.bits}-bit {q.scheme} {code_label}"
-        how.update(values=code_label, params=_SQUEEZED[fields["zq"]])
+        how = {"values": code_label, "params": _SQUEEZED[fields["zq"]]}
     index = where.make()
+    how["index"] = _position_label(where.fields)
     entry["len"] = [len(index), len(params), len(values)]
     text = how["index"] + " · " + what
     return _Part(entry, (index, params, values), text, bits, _nonzero(w), how)
 
 
+_Choice = tuple[Option, dict, bytes, Option, int]  # positions, param fields, params, codes, n
+
+
+def _choice_bytes(choice: _Choice) -> int:
+    where, _, params, codes, _ = choice
+    return where.nbytes + len(params) + codes.nbytes
+
+
+def _quant_choice(
+    mask: np.ndarray | None, kept: np.ndarray, q: QuantState, shape: tuple, coded: bool
+) -> _Choice:
+    """The kept positions (index), the quant params and the kept weights' codes."""
+    where = cheapest(position_options(mask, kept, coded))
+    fields, params = _encode_params(q, kept, shape)
+    codes = cheapest(code_options(q.codes.numpy(), q.bits, coded))
+    return where, fields, params, codes, len(kept)
+
+
 def _position_label(fields: dict) -> str:
     if fields["pos"] == "none":
         return "dense"
+    if fields["pos"] == "zero":
+        return "zero level"
     coder = label(fields, "ih ia")
     if fields["pos"] == "bitmask":
         return "bitmask" + ("" if coder == "fixed" else f" {coder}")
     return f"relative b={fields['b']} {coder}"
+
+
+_NO_INDEX = Option({"pos": "zero"}, 0, 0, lambda: b"")
+
+
+def _zero_level(
+    w: torch.Tensor, mask: np.ndarray | None, kept: np.ndarray, q: QuantState, coded: bool
+) -> list[_Choice]:
+    """For a pruned affine weight: positions ``zero`` and, where it differs, the index of
+    the weights that are kept and not coded as zero.
+
+    ``zero`` stores every weight's code in one dense stream, pruned ones as their
+    group's zero code (an affine code that decodes to exactly 0), and no index. The
+    reader takes "code != zero code" as the mask, so a kept weight quantized to zero
+    reads back as pruned: the same weights, bit for bit (checked here). Every group's
+    scale and zero point is stored (the reader needs them before it knows which
+    weights are kept). Offering that smaller mask with an index too makes writing a
+    read-back model give the same bytes. Nothing where some pruned weight's group has
+    no zero code.
+    """
+    if q.scheme != "affine" or mask is None or len(kept) == len(mask):
+        return []
+    numel, shape = len(mask), tuple(w.shape)
+    group_of = _groups(np.arange(numel), shape, _n_groups(q))
+    if group_of is None:
+        return []
+    zero = q.zero_point.numpy()[group_of]
+    pruned = zero[~mask]
+    if pruned.min() < 0 or pruned.max() >= 2**q.bits:
+        return []
+    dense = zero.copy()
+    dense[kept] = q.codes.numpy()
+    keep = dense != zero
+    kept_q = dataclasses.replace(
+        q, codes=torch.from_numpy(dense[keep]), groups=torch.from_numpy(group_of[keep])
+    )
+    back = LayerRecord(torch.from_numpy(keep).reshape(shape), kept_q)
+    if not torch.equal(materialize(w.shape, back, None).view(torch.int32), w.view(torch.int32)):
+        return []  # e.g. a NaN scale: 0 * scale is not 0
+    fields, params = _encode_params(q, np.arange(numel), shape)
+    codes = cheapest(code_options(dense, q.bits, coded))
+    choices = [(_NO_INDEX, fields, params, codes, int(keep.sum()))]
+    if keep.sum() < len(kept):
+        choices.insert(0, _quant_choice(keep, np.flatnonzero(keep), kept_q, shape, coded))
+    return choices
 
 
 def _check_layer(name: str, w: torch.Tensor, layer: LayerRecord, kept: np.ndarray) -> None:
@@ -707,6 +774,8 @@ def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, Lay
     numel = prod(shape)
     if entry["dtype"] != "float32" or type(n) is not int or not 0 <= n <= numel:
         raise ArtifactError(f"{entry['name']}: bad kept count or dtype")
+    if entry["pos"] == "zero":
+        return _decode_zero_level(entry, segments)
     mask = decode_positions(entry, index, numel, entry["name"])
     kept = np.arange(numel) if mask is None else np.flatnonzero(mask)
     if len(kept) != n:
@@ -720,6 +789,28 @@ def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, Lay
         return weight.reshape(shape), LayerRecord(mask_t, None)
     q = _decode_quant(entry, params, values, kept)
     layer = LayerRecord(mask_t, q)
+    return materialize(torch.Size(shape), layer, None), layer
+
+
+def _decode_zero_level(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
+    """Positions ``zero``: the dense code stream; kept = code != its group's zero point."""
+    index, params, values = segments
+    shape, bits, n_groups, name = entry["shape"], entry["bits"], entry["ng"], entry["name"]
+    numel = prod(shape)
+    ok = entry["scheme"] == "affine" and not entry.get("eg", 0) and not index
+    if not ok or bits not in range(1, 17) or type(n_groups) is not int or n_groups < 1:
+        raise ArtifactError(f"{name}: bad zero-level entry")
+    group_of = _groups(np.arange(numel), tuple(shape), n_groups)
+    if group_of is None:
+        raise ArtifactError(f"{name}: {n_groups} groups are not per-tensor or -channel")
+    scale, zero_point = _decode_affine(entry, params, n_groups, np.arange(n_groups))
+    dense = read_stream(values, entry, "ch ca", bits, numel)
+    keep = dense != zero_point.numpy()[group_of]
+    if int(keep.sum()) != entry["n"]:
+        raise ArtifactError(f"{name}: {int(keep.sum())} kept weights, header says {entry['n']}")
+    codes, groups = torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep])
+    q = QuantState("affine", bits, codes, groups, scale=scale, zero_point=zero_point)
+    layer = LayerRecord(torch.from_numpy(keep).reshape(shape), q)
     return materialize(torch.Size(shape), layer, None), layer
 
 
