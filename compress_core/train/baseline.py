@@ -8,10 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +21,8 @@ from torch import nn
 from ..core import repair
 from ..core.record import get_spec
 from ..eval.device import compute_device
-from ..io.data import Dataset, cache_root, load_dataset
+from ..io import diskcache
+from ..io.data import Dataset, load_dataset
 from ..io.models import MODELS, build_model, input_size_for
 from .loop import TrainingCancelled, TrainProgress, fit
 
@@ -196,10 +194,9 @@ def get_baseline(
 
 def checkpoint_path(key: dict[str, Any], cache_dir: str | None = None) -> Path:
     """Where the baseline ``key`` (model, dataset, input_size, seed, epochs) is cached."""
-    folder = Path(cache_dir) if cache_dir else cache_root()
     k = key
     name = f"{k['model']}-{k['dataset']}-{k['input_size']}px-seed{k['seed']}-e{k['epochs']}"
-    return folder / "baselines" / f"{name}-v{FORMAT_VERSION}.pt"
+    return diskcache.entry("baselines", f"{name}-v{FORMAT_VERSION}.pt", cache_dir)
 
 
 def baseline_info(model: nn.Module) -> dict[str, Any] | None:
@@ -234,38 +231,22 @@ def _checkpoint_problem(blob: Any, model: nn.Module, key: dict[str, Any]) -> str
 
 def _load_checkpoint(path: Path, model: nn.Module, key: dict[str, Any]) -> dict[str, Any] | None:
     """Load a healthy checkpoint into ``model`` and return its meta; None (and a warning) if not."""
-    try:
-        if not path.is_file():
-            return None
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+
+    def reader(p: Path) -> dict[str, Any]:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
         problem = _checkpoint_problem(blob, model, key)
-    except Exception as e:  # truncated zip, garbage bytes, unpickling refused, I/O error
-        problem = f"unreadable ({type(e).__name__}: {e})"
-    if problem is not None:
-        warnings.warn(f"baseline checkpoint {path} is {problem}; retraining it", stacklevel=3)
+        if problem is not None:
+            raise diskcache.Unusable(problem)
+        return blob
+
+    blob = diskcache.read(path, reader, "baseline checkpoint", "retraining it")
+    if blob is None:
         return None
     model.load_state_dict(blob["state_dict"])
     return dict(blob["meta"])
 
 
 def _save_checkpoint(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``; warn on failure."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"state_dict": state, "meta": meta}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except (OSError, RuntimeError) as e:  # read-only or full disk: keep the model in memory
-        warnings.warn(
-            f"could not cache the baseline in {path.parent} ({e}); it is kept in memory only",
-            stacklevel=3,
-        )
-    finally:
-        if tmp is not None:  # never leave a half-written file behind, even on Ctrl-C
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    """Write atomically through the disk cache; warn (and keep the model in memory) on failure."""
+    blob = {"state_dict": state, "meta": meta}
+    diskcache.write(path, lambda f: torch.save(blob, f), "the baseline")

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ..core.record import get_record
 from ..core.steps import quantize_step_
 from ..eval.evaluate import evaluate
 from ..format.artifact import ArtifactError, artifact_size, export, load_compressed
-from ..io.paths import write_atomic
+from ..io import diskcache
 from .finetune import (
     FinetuneConfig,
     Tracker,
@@ -348,33 +347,32 @@ def as_result(base: nn.Module, model: nn.Module, data, dc: DeepCompressionConfig
 
 def cache_paths(base, data, dc, cache_dir=None) -> tuple[Path, Path]:
     """(artifact, report) files for (base weights, data set, settings)."""
-    from ..io.data import cache_root
-
     key = json.dumps(
         {"base": base_hash(base), "dataset": data.name, "dc": dc.key(), "version": CACHE_VERSION},
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    stem = Path(cache_dir or cache_root()) / "deep-compression"
-    stem = stem / f"{base.slimscope_spec.name}-{data.name}-{digest}"
+    name = f"{base.slimscope_spec.name}-{data.name}-{digest}"
+    stem = diskcache.entry("deep-compression", name, cache_dir)
     return stem.with_suffix(".slim"), stem.with_suffix(".json")
 
 
 def _load_cached(slim: Path, meta: Path):
     """The cached (model, report), or None when absent, unreadable or inconsistent."""
-    if not (slim.is_file() and meta.is_file()):
-        return None
-    try:
-        report = DeepCompressionReport.from_dict(json.loads(meta.read_text()))
-        blob = slim.read_bytes()
-        if len(blob) != report.final.artifact_bytes:
-            raise ArtifactError("its length differs from the report's")
-        return load_compressed(blob), report
-    except (ArtifactError, OSError, ValueError, KeyError, TypeError) as e:
-        warnings.warn(
-            f"cached Deep Compression run {meta} is unusable ({e}); rerunning", stacklevel=3
-        )
-        return None
+
+    def reader(path: Path):
+        try:
+            report = DeepCompressionReport.from_dict(json.loads(path.read_text()))
+            blob = slim.read_bytes()
+            if len(blob) != report.final.artifact_bytes:
+                raise ArtifactError("its length differs from the report's")
+            model = load_compressed(blob)
+        except (ArtifactError, ValueError, KeyError, TypeError) as e:
+            raise diskcache.Unusable(f"unusable ({e})") from e
+        diskcache.mark_used(slim)
+        return model, report
+
+    return diskcache.read(meta, reader, "cached Deep Compression run", "rerunning")
 
 
 def get_deep_compression(base, data, dc, cache_dir=None, progress=None, should_stop=None):
@@ -388,12 +386,9 @@ def get_deep_compression(base, data, dc, cache_dir=None, progress=None, should_s
     if cached is not None:
         return cached
     model, report = deep_compression(base, data, dc, progress, should_stop)
-    try:
-        slim.parent.mkdir(parents=True, exist_ok=True)
-        export(model, slim)
-        write_atomic(meta, json.dumps(report.to_dict(), indent=1).encode())
-    except OSError as e:
-        warnings.warn(f"could not cache the run in {slim.parent} ({e})", stacklevel=2)
+    if diskcache.write(slim, export(model), "the Deep Compression artifact"):
+        report_bytes = json.dumps(report.to_dict(), indent=1).encode()
+        diskcache.write(meta, report_bytes, "the Deep Compression report")
     return model, report
 
 

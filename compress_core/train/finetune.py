@@ -57,6 +57,7 @@ from ..core.prune import PRUNERS, _keep_mask, apply_masks_
 from ..core.quantize import calibrate_activations, quantize_tensor
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
 from ..core.steps import calibrate_step_, quantize_step_, repair_step_
+from ..io import diskcache
 from .baseline import accuracy, recalibrate_bn_
 from .loop import TrainingCancelled, TrainProgress, fit, steps_per_epoch
 
@@ -580,8 +581,6 @@ def finetune(
 
 def finetuned_path(base, data, config, ft, cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the fine-tuned artifact for (base weights, data set, config, ft) is cached."""
-    from ..io.data import cache_root
-
     spec = base.slimscope_spec
     key = {
         "base": base_hash(base),
@@ -591,8 +590,7 @@ def finetuned_path(base, data, config, ft, cache_dir: str | os.PathLike | None =
         "version": CACHE_VERSION,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    folder = Path(cache_dir) if cache_dir else cache_root()
-    return folder / "finetuned" / f"{spec.name}-{data.name}-{digest}.slim"
+    return diskcache.entry("finetuned", f"{spec.name}-{data.name}-{digest}.slim", cache_dir)
 
 
 def get_finetuned(
@@ -603,24 +601,14 @@ def get_finetuned(
     The artifact is written atomically (temp file, then rename) only once training
     has finished, so a cancelled run leaves nothing under the final name.
     """
-    import warnings
-
-    from ..format.artifact import ArtifactError, export, load_compressed
+    from ..format.artifact import export, load_compressed
 
     path = finetuned_path(base, data, config, ft, cache_dir)
-    if path.is_file():
-        try:
-            return load_compressed(path)
-        except (ArtifactError, OSError) as e:
-            warnings.warn(
-                f"cached fine-tuned model {path} is unreadable ({e}); retraining", stacklevel=2
-            )
+    cached = diskcache.read(path, load_compressed, "cached fine-tuned model", "retraining")
+    if cached is not None:
+        return cached
     model = finetune(base, data, config, ft, progress, should_stop)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export(model, path)
-    except OSError as e:
-        warnings.warn(f"could not cache the fine-tuned model in {path.parent} ({e})", stacklevel=2)
+    diskcache.write(path, export(model), "the fine-tuned model")
     return model
 
 
@@ -670,9 +658,8 @@ def finetune_sweep(
         >>> results = finetune_sweep(base, data, configs, FinetuneConfig(1), executor=ex)
     """
     from ..analysis.executors import run_grid
-    from ..io.data import cache_root
 
-    cache_dir = str(cache_dir or cache_root())
+    cache_dir = str(diskcache.root(cache_dir))
     baseline_metrics(base, data, subset)  # once here, shipped with the model
     base_hash(base)
     shared = (base, data, ft, subset, cache_dir)
