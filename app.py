@@ -27,6 +27,7 @@ from ui import (
     i18n,
     metrics,
     pick,
+    runtime,
     ship,
     view,
 )
@@ -219,3 +220,6 @@ def navigation():
 
 
 navigation().run()
+# After the first complete run (modules, the baseline, plotly's lazy imports are loaded):
+# later garbage collections skip them (see ui/runtime.py).
+runtime.freeze_once()
