@@ -115,7 +115,8 @@ def tradeoff_figure(
     (columns x, accuracy, label), e.g. a paper's figures.
 
     Explore draws two of these on every slider move, so the figure is written as one dict
-    and validated once: adding traces and layout call by call cost about 4 times as much.
+    and validated once: adding traces and layout call by call took twice as long (26 ms
+    against 11-12 ms for 20 points).
     """
     unit, data, shapes = _unit(x), [], []
     if len(frame):
