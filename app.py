@@ -18,7 +18,19 @@ from compress_core.catalog import LANGUAGES
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from compress_core.report import run_report
-from ui import cache, charts, controls, error_table, explain, i18n, metrics, pick, ship, view
+from ui import (
+    cache,
+    charts,
+    controls,
+    error_table,
+    explain,
+    i18n,
+    metrics,
+    pick,
+    runtime,
+    ship,
+    view,
+)
 from ui.format import human_bytes, layer_columns, result_columns
 from ui.i18n import t
 from ui.report import download_html
@@ -134,7 +146,17 @@ def explore() -> None:
     st.caption(t("explore.tagline"))
     if "history" not in st.session_state:
         st.session_state.history = {}
-    p = pick.sidebar()
+    explore_body(pick.sidebar())
+
+
+@st.fragment
+def explore_body(p) -> None:
+    """Controls, numbers and the open tab: a slider move reruns only this part.
+
+    With a class on one server, rerunning the title, the sidebar, the language picker and
+    the navigation on every move costs every session time that shows nothing new. A change
+    in the sidebar (data set, model, language) reruns the whole page, and this with it.
+    """
     config = controls.controls()
     body = st.empty()  # training replaces the old numbers here instead of greying them
     base, data = pick.load_baseline(p, body)
@@ -198,3 +220,6 @@ def navigation():
 
 
 navigation().run()
+# After the first complete run (modules, the baseline, plotly's lazy imports are loaded):
+# later garbage collections skip them (see ui/runtime.py).
+runtime.freeze_once()

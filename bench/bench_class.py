@@ -122,16 +122,42 @@ async def settled(page) -> None:
 
 
 def listen(page) -> None:
-    """Keep (arrival time, payload) of every websocket frame the page receives."""
-    page.frames_in = []
+    """Keep (arrival time, payload) of every websocket frame the page receives, and the
+    arrival times of the server's "script finished" messages (``page.finished``).
 
-    def on_socket(ws) -> None:
-        ws.on(
-            "framereceived",
-            lambda payload: page.frames_in.append((time.perf_counter(), payload)),
-        )
+    A fragment's rerun does not show Streamlit's status widget, so the end of a run is read
+    from the websocket: a ``ForwardMsg`` whose type is ``script_finished``.
+    """
+    page.frames_in, page.finished = [], []
 
-    page.on("websocket", on_socket)
+    def on_frame(payload) -> None:
+        arrived = time.perf_counter()
+        page.frames_in.append((arrived, payload))
+        if isinstance(payload, bytes) and len(payload) < 128 and run_finished(payload):
+            page.finished.append(arrived)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+
+
+def run_finished(payload: bytes) -> bool:
+    """Whether a frame is the message that ends a (whole or fragment) run."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    try:
+        msg = ForwardMsg.FromString(payload)
+    except Exception:  # not a ForwardMsg: not the end of a run
+        return False
+    early = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
+    return msg.WhichOneof("type") == "script_finished" and msg.script_finished != early
+
+
+async def run_done(page, start: float) -> None:
+    """Wait until a run that started after ``start`` has finished (messages and all)."""
+    deadline = time.perf_counter() + WAIT_MS / 1000
+    while not any(t > start for t in page.finished):
+        if time.perf_counter() > deadline:
+            raise TimeoutError("no script_finished message after the key press")
+        await asyncio.sleep(0.02)
 
 
 def answered(page, start: float, text: str) -> float:
@@ -160,11 +186,13 @@ async def move(page, key: str) -> tuple[float, float]:
     before = await value.inner_text()
     await page.get_by_role("slider").first.focus()
     page.frames_in.clear()
+    page.finished.clear()
     start = time.perf_counter()
     await page.keyboard.press(key)
     await expect(value).not_to_have_text(before, timeout=WAIT_MS)
     painted = time.perf_counter() - start
     answer = answered(page, start, await value.inner_text())
+    await run_done(page, start)
     await settled(page)
     return answer, painted
 
@@ -172,8 +200,9 @@ async def move(page, key: str) -> tuple[float, float]:
 async def new_bits(page) -> None:
     """One bit fewer (the non-zero count need not change, so wait for the run, not a value)."""
     await page.get_by_role("slider").nth(1).focus()
+    start = time.perf_counter()
     await page.keyboard.press("ArrowLeft")
-    await page.wait_for_timeout(500)
+    await run_done(page, start)
     await settled(page)
 
 

@@ -36,21 +36,26 @@ def _hover(unit: str) -> str:
     )
 
 
-def _tidy(fig: go.Figure, height: int, legend_y: float = -0.25) -> go.Figure:
+def _house_layout(height: int, legend_y: float = -0.25) -> dict:
     """The house layout: thin margins, the legend in a row under the plot."""
-    fig.update_layout(
+    return dict(
         margin=MARGIN,
         height=height,
         legend=dict(orientation="h", y=legend_y),
         modebar=dict(remove=MODEBAR_REMOVE, orientation="h"),
     )
+
+
+def _tidy(fig: go.Figure, height: int, legend_y: float = -0.25) -> go.Figure:
+    fig.update_layout(**_house_layout(height, legend_y))
     return fig
 
 
-def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
-    """The Pareto front of ``df`` (its ``front`` column) as a step line over ``x``."""
+def front_trace(df: pd.DataFrame, x: str) -> dict:
+    """The Pareto front of ``df`` (its ``front`` column) as a step line over ``x`` (a trace)."""
     front = df[df["front"]].sort_values(x)
-    fig.add_scatter(
+    return dict(
+        type="scatter",
         x=front[x],
         y=100 * front["accuracy"],
         mode="lines",
@@ -60,12 +65,17 @@ def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
     )
 
 
-def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> None:
+def add_front_line(fig: go.Figure, df: pd.DataFrame, x: str) -> None:
+    fig.add_trace(front_trace(df, x))
+
+
+def baseline_trace(baseline: tuple[float, float], unit: str) -> dict:
     """The uncompressed model, (size, accuracy), as an orange diamond with a dark rim.
 
     Not black: Streamlit's dark theme would hide it.
     """
-    fig.add_scatter(
+    return dict(
+        type="scatter",
         x=[baseline[0]],
         y=[100 * baseline[1]],
         mode="markers",
@@ -74,6 +84,10 @@ def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> No
         hovertemplate=f"{t('chart.baseline')}<br>{t('chart.accuracy_word')} %{{y:.2f}} %<br>"
         f"%{{x:,.3~f}} {unit}<extra></extra>",
     )
+
+
+def add_baseline(fig: go.Figure, baseline: tuple[float, float], unit: str) -> None:
+    fig.add_trace(baseline_trace(baseline, unit))
 
 
 def _settings(row: pd.Series) -> str:
@@ -99,9 +113,12 @@ def tradeoff_figure(
     ``frame`` has Result.to_row() columns plus ``key`` (config key); ``current`` is the key
     to highlight; ``baseline`` is (size, accuracy); ``extra`` are reference points
     (columns x, accuracy, label), e.g. a paper's figures.
+
+    Explore draws two of these on every slider move, so the figure is written as one dict
+    and validated once: adding traces and layout call by call took twice as long (26 ms
+    against 11-12 ms for 20 points).
     """
-    fig = go.Figure()
-    unit = _unit(x)
+    unit, data, shapes = _unit(x), [], []
     if len(frame):
         df = frame[frame["finite"]].copy() if "finite" in frame else frame.copy()
         df["front"] = pareto_mask(df, x, "accuracy")
@@ -111,43 +128,61 @@ def tradeoff_figure(
         for tuned, color in ((False, "#4C78A8"), (True, "#F58518")):
             part = groups == tuned
             if part.any():
-                fig.add_scatter(
-                    x=df.loc[part, x],
-                    y=100 * df.loc[part, "accuracy"],
-                    mode="markers",
-                    name=t("chart.tried_tuned" if tuned else "chart.tried_oneshot"),
-                    marker=dict(size=8, color=color, opacity=0.75),
-                    customdata=custom[part.to_numpy()],
-                    hovertemplate=_hover(unit),
+                data.append(
+                    dict(
+                        type="scatter",
+                        x=df.loc[part, x],
+                        y=100 * df.loc[part, "accuracy"],
+                        mode="markers",
+                        name=t("chart.tried_tuned" if tuned else "chart.tried_oneshot"),
+                        marker=dict(size=8, color=color, opacity=0.75),
+                        customdata=custom[part.to_numpy()],
+                        hovertemplate=_hover(unit),
+                    )
                 )
-        add_front_line(fig, df, x)
+        data.append(front_trace(df, x))
         if current is not None and (df["key"] == current).any():
             row = df[df["key"] == current].iloc[0]
-            fig.add_scatter(
-                x=[row[x]],
-                y=[100 * row["accuracy"]],
-                mode="markers",
-                name=t("chart.current"),
-                marker=dict(size=18, symbol="star", color="#E45756", line=dict(width=1)),
-                customdata=[[row["label"], row["settings"]]],
-                hovertemplate=_hover(unit),
+            data.append(
+                dict(
+                    type="scatter",
+                    x=[row[x]],
+                    y=[100 * row["accuracy"]],
+                    mode="markers",
+                    name=t("chart.current"),
+                    marker=dict(size=18, symbol="star", color="#E45756", line=dict(width=1)),
+                    customdata=[[row["label"], row["settings"]]],
+                    hovertemplate=_hover(unit),
+                )
             )
     if baseline is not None:
-        add_baseline(fig, baseline, unit)
-        fig.add_hline(y=100 * baseline[1], line_dash="dot", line_color="grey")
-    if extra is not None and len(extra):
-        fig.add_scatter(
-            x=extra[x],
-            y=100 * extra["accuracy"],
-            mode="markers+text",
-            name=t("chart.paper"),
-            text=extra["label"],
-            textposition="top center",
-            marker=dict(size=12, symbol="x", color="#B279A2"),
+        data.append(baseline_trace(baseline, unit))
+        line = dict(dash="dot", color="grey")
+        y = 100 * baseline[1]
+        shapes.append(
+            dict(type="line", x0=0, x1=1, xref="x domain", y0=y, y1=y, yref="y", line=line)
         )
-    fig.update_xaxes(type="log", title=_axis(x))
-    fig.update_yaxes(title=t("chart.test_accuracy"))
-    return _tidy(fig, 380)
+    if extra is not None and len(extra):
+        data.append(
+            dict(
+                type="scatter",
+                x=extra[x],
+                y=100 * extra["accuracy"],
+                mode="markers+text",
+                name=t("chart.paper"),
+                text=extra["label"],
+                textposition="top center",
+                marker=dict(size=12, symbol="x", color="#B279A2"),
+            )
+        )
+    layout = dict(
+        xaxis=dict(type="log", title=dict(text=_axis(x))),
+        yaxis=dict(title=dict(text=t("chart.test_accuracy"))),
+        **_house_layout(380),
+    )
+    if shapes:
+        layout["shapes"] = shapes
+    return go.Figure(dict(data=data, layout=layout))
 
 
 def layer_figure(layers: pd.DataFrame) -> go.Figure:

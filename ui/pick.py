@@ -93,7 +93,10 @@ def load_baseline(pick: Pick, slot=None):
     except DatasetUnavailable as e:
         view.dataset_missing(t("pick.missing", data=pick.dataset, error=e), "pick_dataset")
     view.dataset_loaded(pick.dataset)
-    slot.empty()
+    if shown:
+        # Only after training: emptying the slot on every run would make the browser drop
+        # and rebuild the whole page body (every chart) on each slider move.
+        slot.empty()
     return base, data
 
 
