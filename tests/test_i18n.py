@@ -36,6 +36,7 @@ CONVERTED = [
     "ui/ship.py",
     "ui/remote.py",
     "ui/safe.py",
+    "ui/runtime.py",
 ]
 # Streamlit calls whose positional text arguments the user sees.
 SHOWN = {
