@@ -280,7 +280,7 @@ def finetune_section(p, r, req: dict) -> None:
         (before, "budget.ft_before", r.test),
         (after, "budget.ft_after", tuned),
     ):
-        col.markdown(f"**{t(title)}**")
+        col.subheader(t(title))
         c, d = col.columns(2)
         gain = None
         if res is tuned:
