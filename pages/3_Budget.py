@@ -24,9 +24,11 @@ from compress_core.core.config import (
 )
 from compress_core.core.pipeline import CompressionError
 from compress_core.report import budget_report
+from compress_core.train.finetune import FinetuneConfig
 from ui import cache, charts, controls, i18n, metrics, pick
 from ui.format import human_bytes
 from ui.i18n import percent, t
+from ui.jobs import run_job, stopped_note
 from ui.report import download_html
 from ui.safe import plain
 
@@ -248,6 +250,45 @@ def show_details(p, r, req: dict) -> None:
     download_html(report, "slimscope-budget", "budget_report")
 
 
+def finetune_section(p, r, req: dict) -> None:
+    """Fine-tune the chosen plan (masks held, per-layer bits) and show before and after."""
+    st.subheader(t("budget.ft_title"))
+    st.caption(t("budget.ft_caption"))
+    a, b = st.columns(2)
+    epochs = a.slider(t("rec.epochs"), 0, 10, 1, key="budget_ft_epochs", help=t("rec.epochs_help"))
+    qat = b.slider(t("rec.qat"), 0, 5, 0, key="budget_ft_qat", help=t("rec.qat_help"))
+    ft = FinetuneConfig(epochs=epochs, qat_epochs=qat)
+    chosen = r.chosen
+    plan_key = json.dumps({"plan": chosen.plan}, sort_keys=True)
+    args = (*p.args, plan_key, req["common"], ft.key())
+    done = st.session_state.setdefault("budget_ft_done", set())
+    go = st.button(t("budget.ft_run"), key="budget_ft_run", type="primary", disabled=not ft.trains)
+    if not ft.trains:
+        st.info(t("budget.ft_nothing"))
+    stopped_note()
+
+    def job(show) -> None:
+        cache.budget_finetuned(*args, _progress=cache.outside_cache(show))
+
+    if go and run_job(t("rec.job", config=chosen.label, ft=ft.label()), job, "budget_ft"):
+        done.add(args)
+    if args not in done:
+        return
+    tuned = cache.budget_finetuned(*args)
+    before, after = st.columns(2)
+    for col, title, res in (
+        (before, "budget.ft_before", r.test),
+        (after, "budget.ft_after", tuned),
+    ):
+        col.subheader(t(title))
+        c, d = col.columns(2)
+        gain = None
+        if res is tuned:
+            gain = t("num.pp", value=f"{100 * (tuned.accuracy - r.test.accuracy):+.2f}")
+        c.metric(t("metric.accuracy"), percent(res.accuracy, 2), gain)
+        d.metric(t("metric.size"), human_bytes(res.artifact_bytes))
+
+
 def main() -> None:
     i18n.language_picker()
     st.title(t("budget.title"))
@@ -270,6 +311,7 @@ def main() -> None:
     show_answer(r)
     if r.chosen is not None:
         show_details(p, r, req)
+        finetune_section(p, r, req)
 
 
 main()

@@ -16,7 +16,6 @@ import streamlit as st
 
 from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
-from compress_core.train.baseline import TrainingCancelled
 from compress_core.train.deep_compression import (
     PAPER,
     STAGES,
@@ -35,6 +34,7 @@ from compress_core.train.papers import published
 from ui import cache, charts, controls, i18n, pick, remote
 from ui.format import human_bytes, result_columns
 from ui.i18n import number, percent, t
+from ui.jobs import run_job, stopped_note
 from ui.safe import plain
 
 st.set_page_config(page_title="Slimscope · Recovery", page_icon="✂️", layout="wide")
@@ -47,55 +47,6 @@ FT_DEFAULTS = {"rec_epochs": 2, "rec_steps": 1, "rec_qat": 0, "rec_lr": 5e-4}
 def stage_title(stage: str) -> str:
     """A Deep Compression stage's title ('pruned + retrained'), translated."""
     return t(f"dc.stage_{stage}")
-
-
-# --- running a job: progress bar, stop button ------------------------------------------------
-
-
-def _stopped() -> None:
-    st.session_state.rec_stopped = True
-
-
-def stopped_note() -> None:
-    """Once after a Stop: say that nothing half-trained was kept."""
-    if st.session_state.pop("rec_stopped", False):
-        st.info(t("rec.stopped_note"))
-
-
-def run_job(label: str, job, key: str) -> bool:
-    """Run ``job(progress)`` under a progress bar with a Stop button; False when it was stopped.
-
-    Stop reruns the page, which interrupts the job at its next progress update; the
-    engine writes a run to its cache only once it has finished, so nothing is kept.
-    """
-    stop = st.empty()  # only while the job runs
-    stop.button(t("rec.stop"), key=f"{key}_stop", on_click=_stopped, help=t("rec.stop_help"))
-    box = st.status(label, expanded=True)
-    bar = box.progress(0.0)
-
-    def show(p: FinetuneProgress) -> None:
-        text = t(
-            "rec.progress",
-            stage=t(f"rec.phase_{p.stage}"),
-            epoch=p.epoch,
-            epochs=p.epochs,
-            loss=f"{p.loss:.3f}",
-            acc=percent(p.accuracy),
-            sparsity=percent(p.sparsity, 0),
-        )
-        if p.val_accuracy is not None:
-            text += t("rec.progress_val", acc=percent(p.val_accuracy))
-        bar.progress(min(max(p.fraction, 0.0), 1.0), text=text)
-
-    try:
-        job(show)
-    except TrainingCancelled as e:
-        box.update(label=t("rec.stopped", error=e), state="error")
-        return False
-    finally:
-        stop.empty()
-    box.update(label=t("rec.done", label=label), state="complete", expanded=False)
-    return True
 
 
 # --- tab 1: fine-tune one setting --------------------------------------------------------------

@@ -35,6 +35,7 @@ CONVERTED = [
     "ui/cache.py",
     "ui/ship.py",
     "ui/remote.py",
+    "ui/jobs.py",
     "ui/safe.py",
     "ui/runtime.py",
 ]

@@ -12,6 +12,7 @@ from compress_core import CompressionConfig, run_on
 from compress_core.analysis.pareto import pareto_mask
 from compress_core.analysis.sweep import method_grid
 from compress_core.catalog import text
+from ui.format import human_bytes
 
 TIMEOUT = 300  # the first run may train the digits baseline
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -145,3 +146,39 @@ def _check_budget_counts(at) -> None:
     legend = {trace.get("name") for trace in spec["data"]}
     for source, count in n.by_source.items():
         assert text("en", "chart.source", source=text("en", f"source.{source}"), n=count) in legend
+
+
+def test_budget_page_fine_tunes_the_chosen_plan_with_a_stop_button_only_while_it_runs(
+    digits_lenet,
+):
+    from compress_core.analysis.budget import finetune_plan
+    from compress_core.core.config import CompressionConfig as Config
+    from compress_core.train.finetune import FinetuneConfig
+
+    at = page("3_Budget.py").run()
+    at.multiselect(key="budget_rates").set_value([0, 50, 90])
+    at.multiselect(key="budget_bits").set_value([4, 32])
+    at.slider(key="budget_evals").set_value(5)
+    at.button(key="budget_submit").click().run()
+    assert not at.exception
+    assert text("en", "budget.ft_title") in [s.value for s in at.subheader]
+    assert not [b for b in at.button if "Stop" in b.label]
+    assert not at.button(key="budget_ft_run").disabled  # 1 retraining epoch by default
+    at.slider(key="budget_ft_epochs").set_value(0).run()
+    assert at.button(key="budget_ft_run").disabled  # nothing to train
+    at.slider(key="budget_ft_epochs").set_value(1).run()
+    at.button(key="budget_ft_run").click().run()
+    assert not at.exception and not at.error
+    assert not [b for b in at.button if "Stop" in b.label]  # done: no Stop button
+    assert any(s.label.endswith(": done") for s in at.status)
+    # Before: the plan's one-shot test accuracy; after: the engine's fine-tuned plan.
+    req = at.session_state["budget_request"]
+    args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
+    r = ui.cache.budget(*PICK, *args)
+    base, data = digits_lenet
+    common = Config.from_dict(json.loads(req["common"]))
+    tuned = finetune_plan(base, data, r.chosen.plan, common, FinetuneConfig(epochs=1))
+    shown = [m.value for m in at.metric if m.label == "Test accuracy"]
+    assert shown[-2:] == [f"{r.test.accuracy:.2%}", f"{tuned.accuracy:.2%}"]
+    sizes = [m.value for m in at.metric if m.label == "Compressed size"]
+    assert sizes[-1] == human_bytes(tuned.artifact_bytes)

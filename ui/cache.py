@@ -310,6 +310,34 @@ def budget_artifact(model: str, dataset: str, epochs, seed: int, plan_key: str, 
         return export(build(base, data, candidate, common))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def budget_finetuned(
+    model: str,
+    dataset: str,
+    epochs,
+    seed: int,
+    plan_key: str,
+    common_key: str,
+    ft_key: str,
+    _progress=None,
+):
+    """A budget search's chosen plan fine-tuned (``finetune_plan``): its test Result.
+
+    ``plan_key``: {"plan": ...}; a rerun (Stop) interrupts it and nothing is cached.
+    """
+    from compress_core.analysis.budget import finetune_plan
+    from compress_core.train.finetune import FinetuneConfig
+
+    base, data = baseline(model, dataset, epochs, seed)
+    common = CompressionConfig.from_dict(json.loads(common_key))
+    ft = FinetuneConfig.from_dict(json.loads(ft_key))
+    plan = json.loads(plan_key)["plan"]
+    with HEAVY_JOBS:
+        r = finetune_plan(base, data, plan, common, ft, _progress)
+    remember(r, None, {"source": "dashboard", "epochs": epochs, "seed": seed})
+    return r
+
+
 # --- where grid jobs run (issue 16) ---------------------------------------------------------
 
 
