@@ -108,7 +108,7 @@ def test_a_bare_url_means_the_documented_defaults_and_stays_bare(digits_lenet):
 
 def test_a_link_sets_data_set_model_and_subset_too(digits_lenet, digits_mlp):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "true"})
+    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "1"})  # legacy field
     app.run()
     assert not app.exception
     assert app.selectbox(key="pick_model").value == "mlp"
