@@ -2,9 +2,10 @@
 
 For each model, prunes by magnitude (per layer, first and last layer kept) and quantizes to 4
 bits, then prints the bytes of torch.save of the dense model, of the pruned model and of the
-model with torch.nn.utils.prune masks, against the Slimscope artifact at fixed width and entropy
-coded (the real artifact); then the artifact's bytes by component and the per-layer error table. Sizes are exact
-byte counts (no timing), so the numbers do not depend on the machine's load.
+model with torch.nn.utils.prune masks, against the Slimscope artifact at fixed width and
+entropy coded (the real artifact); then the artifact's bytes by component and the per-layer
+error table. Sizes are exact byte counts (no timing), so the numbers do not depend on the
+machine's load.
 
 Run: python bench/bench_learn.py [--models lenet5,mlp] [--data digits] [--rate 0.9] [--quick]
 """

@@ -108,7 +108,7 @@ def test_a_bare_url_means_the_documented_defaults_and_stays_bare(digits_lenet):
 
 def test_a_link_sets_data_set_model_and_subset_too(digits_lenet, digits_mlp):
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "true"})
+    app.query_params.update({"model": "mlp", "subset": "500", "huffman": "1"})  # legacy field
     app.run()
     assert not app.exception
     assert app.selectbox(key="pick_model").value == "mlp"
@@ -156,18 +156,24 @@ def test_the_view_round_trips_through_the_url_for_every_field():
     assert view.from_query(view.to_query(everything)) == (everything, [])
 
 
-@pytest.mark.parametrize("rate", [5, 20])
-def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(at, digits_lenet, rate):
+@pytest.mark.parametrize("rate, quant", [(5, "kmeans"), (20, "kmeans"), (5, "uniform")])
+def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(
+    at, digits_lenet, rate, quant
+):
     base, data = digits_lenet
     at.session_state["explore_tab"] = "Layers"
+    at.selectbox(key="quant").set_value(quant).run()
     at.slider(key="prune_rate").set_value(rate).run()
-    expected = run_on(base, data, CompressionConfig(prune_rate=rate / 100, bits=4))
+    config = CompressionConfig(prune_rate=rate / 100, bits=4, quant=quant)
+    expected = run_on(base, data, config)
     notes = [c.value for c in at.caption if "A little pruning can make the file bigger" in c.value]
-    assert len(notes) == 1
     table = next(d.value for d in at.dataframe if "encoding" in d.value.columns)
     assert table["encoding"].tolist() == [row["encoding"] for row in expected.layers]
-    pruned = table[table["skipped"] == ""]
-    assert all(e.split(" ")[0] in ("bitmask", "relative") for e in pruned["encoding"])
+    pruned = {e.split(" ")[0] for e in table[table["skipped"] == ""]["encoding"]}
+    if quant == "kmeans":  # no zero level: an index, and the note says why it costs bytes
+        assert len(notes) == 1 and pruned <= {"bitmask", "relative"}
+    else:  # uniform codes store light pruning as the zero code: no index, no note
+        assert not notes and "zero" in pruned
 
 
 def test_non_zeros_falling_with_bits_is_explained_when_it_happens(at, digits_lenet):

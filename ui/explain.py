@@ -24,7 +24,9 @@ def notes(r, config) -> list[str]:
     out = []
     if config.quantized and config.quant != "kmeans" and r.nonzero_params < r.baseline_params:
         out.append(t("explain.bits_zero"))
-    if 0 < config.prune_rate <= 0.3:
+    # Affine codes with a zero level store light pruning as zero codes, with no index.
+    zero_level = config.bits in range(2, 17) and config.quant in ("uniform", "symmetric", "ecq")
+    if 0 < config.prune_rate <= 0.3 and not zero_level:
         out.append(t("explain.index_cost"))
     if config.bits == 2 and config.prune_rate >= 0.7 and config.quant != "kmeans":
         out.append(t("explain.two_bits", quant=config.quant))
