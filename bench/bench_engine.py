@@ -174,17 +174,23 @@ def against(args) -> None:
                 runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 load = os.getloadavg()[0]
                 print(f"round {r + 1}/{args.rounds}: {name} done (load {load:.2f})", flush=True)
+            if r + 1 < args.rounds:  # a table per round: an interrupted run still says something
+                print_table(runs, args, r + 1)
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    old, new = runs.values()
+    print_table(runs, args, args.rounds)
+
+
+def print_table(runs: dict[str, list[dict[str, float]]], args, rounds: int) -> None:
+    """Medians per tree, side by side, and their ratio (second tree / first)."""
+    (a, old), (b, new) = runs.items()
     metrics = [k for k in old[0] if k in new[0]]
-    a, b = trees
-    print(f"medians of {args.rounds} rounds, {args.model} on {args.data} (seconds)")
+    print(f"\nmedians of {rounds} round(s), {args.model} on {args.data} (seconds)")
     print(f"{'measurement':<40}{a[:22]:>22}{b:>14}{'ratio':>8}")
     for k in metrics:
         t_old = statistics.median(x[k] for x in old)
         t_new = statistics.median(x[k] for x in new)
         print(f"{k:<40}{t_old:>22.4f}{t_new:>14.4f}{t_new / t_old:>7.2f}x")
-    print("ratio = working tree / revision: below 1.00x is faster, above is slower")
+    print("ratio = working tree / revision: below 1.00x is faster, above is slower\n", flush=True)
 
 
 def main() -> None:
