@@ -44,19 +44,17 @@ def history_frame() -> pd.DataFrame:
 
 
 def show_tradeoff(r, key: str) -> None:
+    tried = tuple(k for k in st.session_state.history if k[:2] == (r.model, r.dataset))
     frame = history_frame()
     frame = frame[(frame["model"] == r.model) & (frame["dataset"] == r.dataset)]
-    left, right = st.columns(2)
-    left.plotly_chart(
-        charts.tradeoff_figure(
-            frame, "nonzero_params", key, (r.baseline_params, r.baseline_accuracy)
-        ),
-        key="plot_params",
-    )
-    right.plotly_chart(
-        charts.tradeoff_figure(frame, "artifact_bytes", key, (r.dense_bytes, r.baseline_accuracy)),
-        key="plot_bytes",
-    )
+    plots = {
+        "plot_params": ("nonzero_params", r.baseline_params),
+        "plot_bytes": ("artifact_bytes", r.dense_bytes),
+    }
+    for column, (plot, (x, size)) in zip(st.columns(2), plots.items(), strict=True):
+        baseline = (size, r.baseline_accuracy)
+        figure = cache.tradeoff_figure(tried, x, key, baseline, i18n.lang(), frame)
+        column.plotly_chart(figure, key=plot)
     st.caption(t("explore.tried", n=i18n.number(len(frame))))
 
 

@@ -40,6 +40,8 @@ from compress_core.io.store import Store, StoreError
 from compress_core.io.upload import load_user_model, register_from_env
 from compress_core.train.baseline import get_baseline
 
+from . import charts
+
 HEAVY_JOBS = threading.BoundedSemaphore(2)  # this machine has 2 cores
 # One torch thread per job: with several sessions at once, two threads per job oversubscribe
 # the cores and small-layer work runs several times slower. SLIMSCOPE_THREADS overrides it.
@@ -81,6 +83,16 @@ def artifact(model: str, dataset: str, epochs: int | None, seed: int, config_key
     blob = export(compressed(model, dataset, epochs, seed, config_key))
     remember_artifact(base_hash(baseline(model, dataset, epochs, seed)[0]), config_key, {}, blob)
     return blob
+
+
+# Explore draws two of these per slider move. Keyed by which settings were tried (each row is
+# a cached result, so the keys fix the figure), a class following the teacher builds each
+# figure once, not once per student. Shared read-only: st.plotly_chart only copies it.
+@st.cache_resource(max_entries=64, ttl=3600, show_spinner=False)
+def tradeoff_figure(tried: tuple, x: str, current: str, baseline: tuple, lang: str, _frame):
+    """``charts.tradeoff_figure(_frame, x, current, baseline)`` for the history ``tried``
+    (its keys, in order) drawn in ``lang``."""
+    return charts.tradeoff_figure(_frame, x, current, baseline)
 
 
 # --- the result store and your own models (issue 6) ------------------------------------------
