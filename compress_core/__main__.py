@@ -623,7 +623,9 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_budget(args) -> int:
-    from .analysis.budget import OBJECTIVES, Budget, search
+    from .analysis.budget import OBJECTIVES, Budget, finetuned_plan, search
+    from .core.config import ConfigError
+    from .core.pipeline import evaluate_compressed
     from .format.artifact import export
 
     budget = Budget(args.min_accuracy, args.max_drop, args.minimise)
@@ -632,16 +634,27 @@ def cmd_budget(args) -> int:
     def show(p):
         print(f"  [{p.stage} {p.done}] {p.message}", file=sys.stderr)
 
+    ft = _finetune_config(args) if args.finetune_epochs or args.qat_epochs else None
+    if ft is not None and ft.prune_steps > 1:  # before any work
+        raise ConfigError("a plan's masks are fixed: fine-tune it with --prune-steps 1")
     with _executor(args) as ex:
         base, data = _baseline(args)
         grid = (args.rates, args.bits, args.subset, args.max_evals)
         r = search(base, data, budget, common, *grid, show, executor=ex)
+    chosen, tuned_model, tuned = r.chosen, None, None
+    if ft is not None and chosen is not None:
+        tuned_model = finetuned_plan(base, data, chosen.plan, common, ft, _show_finetune)
+        tuned = evaluate_compressed(base, tuned_model, data)  # all test images, as r.test
+        tuned.finetune = ft.to_dict()
     if args.report:
         from .report import budget_report, write
 
         write(args.report, budget_report(args.lang, args.model, args.data, r))
     if args.json:
-        print(json.dumps(r.to_dict(), indent=2))
+        answer = r.to_dict()
+        if tuned is not None:
+            answer["finetuned"] = tuned.to_row()
+        print(json.dumps(answer, indent=2))
         return 0 if r.met else 1
     goal = f"val accuracy >= {r.delta:.2%} (baseline {r.baseline_val_accuracy:.2%})"
     print(f"{args.model} on {args.data}: minimise {OBJECTIVES[args.minimise]} with {goal}")
@@ -656,12 +669,20 @@ def cmd_budget(args) -> int:
     if u is not None:
         print(f"  uniform    {u.label}: {u.artifact_bytes:,} B, {u.nonzero_params:,} non-zero")
     print(f"  baseline   {r.dense_bytes:,} B fp32, {r.baseline_params:,} parameters")
-    print(f"  searched   {len(r.tried)} whole models in {r.seconds:.1f} s")
+    n = r.counts()
+    print(f"  searched   {n.built} whole models in {r.seconds:.1f} s, {n.met} meet delta")
+    if tuned is not None:
+        gain = 100 * (tuned.accuracy - r.test.accuracy)
+        print(
+            f"  fine-tuned {ft.label()}: test {r.test.accuracy:.2%} -> {tuned.accuracy:.2%} "
+            f"({gain:+.2f} pp), {c.artifact_bytes:,} -> {tuned.artifact_bytes:,} B"
+        )
     if args.export:
         from .analysis.budget import build
 
-        _write(args.export, export(build(base, data, c, common)))
-        print(f"  artifact written to {args.export}")
+        model = tuned_model if tuned_model is not None else build(base, data, c, common)
+        _write(args.export, export(model))
+        print(f"  artifact written to {args.export}" + (" (fine-tuned)" if tuned else ""))
     return 0
 
 
@@ -707,6 +728,7 @@ def _add_analysis(sub) -> None:
     )
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_finetune(b)  # --finetune-epochs N: then fine-tune the chosen plan, masks held
     _add_executor(b)
     _add_report(b)
     b.set_defaults(func=cmd_budget)
