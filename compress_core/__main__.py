@@ -650,6 +650,13 @@ def cmd_budget(args) -> int:
         from .report import budget_report, write
 
         write(args.report, budget_report(args.lang, args.model, args.data, r))
+    if args.export and r.met:
+        from .analysis.budget import build
+
+        model = tuned_model if tuned_model is not None else build(base, data, chosen, common)
+        _write(args.export, export(model))
+        done = " (fine-tuned)" if tuned is not None else ""
+        print(f"  artifact written to {args.export}{done}", file=sys.stderr)
     if args.json:
         answer = r.to_dict()
         if tuned is not None:
@@ -677,12 +684,6 @@ def cmd_budget(args) -> int:
             f"  fine-tuned {ft.label()}: test {r.test.accuracy:.2%} -> {tuned.accuracy:.2%} "
             f"({gain:+.2f} pp), {c.artifact_bytes:,} -> {tuned.artifact_bytes:,} B"
         )
-    if args.export:
-        from .analysis.budget import build
-
-        model = tuned_model if tuned_model is not None else build(base, data, c, common)
-        _write(args.export, export(model))
-        print(f"  artifact written to {args.export}" + (" (fine-tuned)" if tuned else ""))
     return 0
 
 

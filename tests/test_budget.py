@@ -266,3 +266,29 @@ def test_cli_budget_prints_the_plan_and_exports_it(digits_lenet, cache_dir, tmp_
     answer = json.loads(capsys.readouterr().out)
     assert answer["met"] and answer["best"]["val_accuracy"] >= answer["delta"]
     assert dataclasses.asdict(Budget(max_drop_pp=1.0)) == answer["budget"]
+
+
+def test_cli_budget_finetunes_the_chosen_plan_and_exports_that_model(
+    digits_lenet, cache_dir, tmp_path, capsys
+):
+    out = tmp_path / "tuned.slim"
+    args = ["budget", "--data", "digits", "--model", "lenet5", "--cache-dir", cache_dir]
+    args += ["--max-drop", "1", "--rates", "0,0.5,0.9", "--bits", "4,32", "--max-evals", "4"]
+    args += ["--no-store", "--finetune-epochs", "1"]
+    assert cli([*args, "--json", "--export", str(out)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    tuned = answer["finetuned"]
+    assert tuned["finetuned"] and tuned["artifact_bytes"] == len(out.read_bytes())
+    # The exported model is the fine-tuned plan: the chosen plan's masks, its test accuracy.
+    base, data = digits_lenet
+    restored = load_compressed(out.read_bytes())
+    assert evaluate(restored, data.test_x, data.test_y).accuracy == tuned["accuracy"]
+    one_shot = compress_plan(base, answer["best"]["plan"], CompressionConfig())
+    shot_modules = dict(one_shot.named_modules())
+    for name, layer in get_record(one_shot).layers.items():
+        if layer.mask is not None:
+            w = dict(restored.named_modules())[name].weight
+            assert torch.equal(w != 0, (w != 0) & layer.mask), name  # no pruned weight revived
+            assert not torch.equal(w, shot_modules[name].weight), name  # and it trained
+    assert cli([*args, "--prune-steps", "3"]) == 2  # a plan's masks are fixed
+    assert "prune-steps" in capsys.readouterr().err
