@@ -16,15 +16,17 @@ def pareto_mask(frame: pd.DataFrame, x: str = "artifact_bytes", y: str = "accura
         >>> pareto_mask(df).tolist()
         [True, False, True]
     """
-    on_front = pd.Series(False, index=frame.index)
+    ordered = frame.sort_values([x, y], ascending=[True, False])
+    keep = []
     best = float("-inf")
     last = None
-    for idx, row in frame.sort_values([x, y], ascending=[True, False]).iterrows():
-        point = (row[x], row[y])
-        if row[y] > best or point == last:
-            on_front[idx] = True
-            best, last = max(best, row[y]), point
-    return on_front
+    # plain arrays, not iterrows: Explore calls this on every slider move (15 ms -> <1 ms)
+    for point in zip(ordered[x].to_numpy(), ordered[y].to_numpy(), strict=True):
+        on = point[1] > best or point == last
+        keep.append(on)
+        if on:
+            best, last = max(best, point[1]), point
+    return pd.Series(keep, index=ordered.index, dtype=bool).reindex(frame.index)
 
 
 def dominates(a: pd.Series, b: pd.Series, x: str = "artifact_bytes", y: str = "accuracy") -> bool:
