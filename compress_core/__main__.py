@@ -487,11 +487,11 @@ def _add_deep_compression(sub) -> None:
 def cmd_soft_sharing(args) -> int:
     from .eval.evaluate import evaluate
     from .format.artifact import artifact_breakdown, artifact_size, export
-    from .train.soft_sharing import SoftSharingConfig, soft_weight_sharing
+    from .train.soft_sharing import SoftSharingConfig, get_soft_sharing
 
     base, data = _baseline(args)
     cfg = SoftSharingConfig(epochs=args.sws_epochs, components=args.components, tau=args.tau)
-    small = soft_weight_sharing(base, data, cfg)
+    small = get_soft_sharing(base, data, cfg, args.cache_dir)  # trained once, then from disk
     size = artifact_size(small)
     out = {
         "accuracy": evaluate(small, data.test_x, data.test_y).accuracy,

@@ -19,6 +19,7 @@ from compress_core.io import diskcache
 from compress_core.train import baseline as baseline_mod
 from compress_core.train import deep_compression as dc_mod
 from compress_core.train import finetune as ft_mod
+from compress_core.train import soft_sharing as sws_mod
 from compress_core.train.baseline import baseline_info, get_baseline
 from compress_core.train.finetune import FinetuneConfig, finetune, get_finetuned
 
@@ -154,6 +155,27 @@ def test_a_corrupt_fine_tuned_model_is_retrained_and_rewritten(tmp_path, digits_
         again = get_finetuned(base, data, config, ft, tmp_path)
     assert same_weights(again, model) and files(tmp_path) == [path]
     assert path.read_bytes() == export(model)  # whole again
+
+
+def test_a_soft_sharing_run_is_trained_once_per_setting_and_a_bad_file_retrained(
+    tmp_path, monkeypatch, digits_mlp
+):
+    base, data = digits_mlp
+    cfg = sws_mod.SoftSharingConfig(epochs=1, components=3)
+    model = sws_mod.get_soft_sharing(base, data, cfg, tmp_path)
+    (path,) = files(tmp_path)
+    assert path == sws_mod.cache_path(base, data, cfg, tmp_path)
+    assert path.parent.name in diskcache.KINDS  # counted and evicted with the others
+    assert path.read_bytes() == export(model)
+    other = sws_mod.cache_path(base, data, sws_mod.SoftSharingConfig(epochs=1, tau=1e-2), tmp_path)
+    assert other != path  # every setting has its own file
+    with monkeypatch.context() as m:
+        m.setattr(sws_mod, "soft_weight_sharing", refuse)
+        assert export(sws_mod.get_soft_sharing(base, data, cfg, tmp_path)) == export(model)
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="cached soft weight-sharing run .* is unreadable"):
+        again = sws_mod.get_soft_sharing(base, data, cfg, tmp_path)
+    assert same_weights(again, model) and path.read_bytes() == export(model)
 
 
 # --- caches written before diskcache.py: the same names are read, nothing is retrained ---------

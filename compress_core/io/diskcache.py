@@ -1,8 +1,8 @@
 """The one disk cache: every file Slimscope keeps under its cache folder goes through here.
 
-Trained baselines, fine-tuned models and Deep Compression runs are cached as files at
-``root/kind/name`` (``root``: a ``cache_dir`` argument, else ``$SLIMSCOPE_CACHE``, else
-``~/.cache/slimscope``). Three promises:
+Trained baselines, fine-tuned models, Deep Compression and soft weight-sharing runs are
+cached as files at ``root/kind/name`` (``root``: a ``cache_dir`` argument, else
+``$SLIMSCOPE_CACHE``, else ``~/.cache/slimscope``). Three promises:
 
 - **Atomic writes.** A file is written to a temp file in the same folder, fsynced and
   renamed over the final name, so a reader sees a whole file or none; a write that fails
@@ -40,7 +40,7 @@ from typing import BinaryIO, TypeVar
 from .data import cache_root
 from .paths import _umask
 
-KINDS = ("baselines", "finetuned", "deep-compression")  # the folders eviction looks in
+KINDS = ("baselines", "finetuned", "deep-compression", "soft-sharing")  # eviction looks here
 DEFAULT_LIMIT_MB = 4096
 STALE_TEMP_SECONDS = 3600  # a temp file this old is a crashed write, not one in progress
 

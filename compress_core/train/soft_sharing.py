@@ -11,6 +11,9 @@ of the zero component are pruned, the others are coded as indexes into one share
 codebook of the component means, so the result is an ordinary compressed model
 (record, exact artifact) like any other.
 
+``get_soft_sharing`` remembers finished runs in the disk cache (``io/diskcache.py``),
+so the dashboard and the CLI train each (base weights, data set, settings) once.
+
 Example:
     >>> small = soft_weight_sharing(base, data, SoftSharingConfig(epochs=4))
     >>> artifact_size(small).artifact_bytes
@@ -19,9 +22,15 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +38,13 @@ from torch import nn
 
 from ..core.config import CompressionConfig, ConfigError
 from ..core.layers import weight_layers
+from ..core.pipeline import Result, base_hash, evaluate_compressed
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, QuantState, materialize
+from ..format.artifact import export, load_compressed
+from ..io import diskcache
 from .loop import TrainProgress, fit
+
+CACHE_VERSION = 1  # bump when a change to the method makes cached runs wrong
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,27 @@ class SoftSharingConfig:
             raise ConfigError(f"components must be 1..255; got {self.components!r}")
         if not (0.0 < self.zero_mix < 1.0 and self.tau >= 0 and self.lr > 0):
             raise ConfigError("zero_mix must be in (0, 1), tau >= 0 and lr > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SoftSharingConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown soft weight-sharing settings {sorted(unknown)}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """The settings as canonical JSON: the cache key of a run."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def label(self) -> str:
+        """e.g. 'soft weight-sharing · 4 ep · 15 components · tau 0.003'."""
+        return (
+            f"soft weight-sharing · {self.epochs} ep · {self.components} components "
+            f"· tau {self.tau:g}"
+        )
 
 
 class _Prior(nn.Module):
@@ -151,3 +186,48 @@ def _snap(model: nn.Module, layers: dict, prior: _Prior, cfg: SoftSharingConfig)
     )
     setattr(model, RECORD_ATTR, CompressionRecord(config, record_layers))
     return model
+
+
+# --- a disk cache, written only when a run has finished -----------------------------------
+
+
+def cache_path(base, data, cfg: SoftSharingConfig, cache_dir=None) -> Path:
+    """Where the artifact for (base weights, data set, settings) is cached."""
+    key = {"base": base_hash(base), "dataset": data.name, "sws": cfg.key()}
+    key["version"] = CACHE_VERSION
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    name = f"{base.slimscope_spec.name}-{data.name}-{digest}.slim"
+    return diskcache.entry("soft-sharing", name, cache_dir)
+
+
+def get_soft_sharing(
+    base: nn.Module,
+    data,
+    cfg: SoftSharingConfig,
+    cache_dir: str | os.PathLike | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """``soft_weight_sharing``, remembered on disk: a cached artifact is loaded, else trained.
+
+    The artifact is written atomically once training has finished, so a stopped
+    run leaves nothing under the final name.
+
+    Example:
+        >>> small = get_soft_sharing(base, data, SoftSharingConfig(epochs=2))
+    """
+    path = cache_path(base, data, cfg, cache_dir)
+    cached = diskcache.read(path, load_compressed, "cached soft weight-sharing run", "retraining")
+    if cached is not None:
+        return cached
+    model = soft_weight_sharing(base, data, cfg, progress, should_stop)
+    diskcache.write(path, export(model), "the soft weight-sharing run")
+    return model
+
+
+def as_result(base: nn.Module, model: nn.Module, data, cfg: SoftSharingConfig, subset=None):
+    """The snapped model as a ``Result`` (a row like any other, marked as trained)."""
+    result: Result = evaluate_compressed(base, model, data, subset)
+    result.finetune = {"soft_sharing": cfg.to_dict()}
+    result.label = cfg.label()
+    return result
