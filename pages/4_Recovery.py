@@ -4,7 +4,8 @@ One-shot compression shows how fragile a model is; real deployments retrain. The
 first tab fine-tunes the setting chosen with the shared controls (retraining with
 the mask held, iterative pruning, quantization-aware training) and shows it beside
 the one-shot result; the second runs the Deep Compression pipeline and steps
-through its stages next to the paper's figures.
+through its stages next to the paper's figures; the third trains with soft
+weight-sharing (``ui/soft_sharing.py``) and shows it beside the published points.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from compress_core.train.finetune import (
     planned_epochs,
 )
 from compress_core.train.papers import published
-from ui import cache, charts, controls, i18n, pick, remote
+from ui import cache, charts, controls, i18n, pick, remote, soft_sharing
 from ui.format import human_bytes, result_columns
 from ui.i18n import number, percent, t
 from ui.jobs import run_job, stopped_note
@@ -380,11 +381,13 @@ def main() -> None:
     st.caption(t("rec.caption"))
     p = pick.sidebar()
     base, data = pick.load_baseline(p)
-    tabs = st.tabs([t("rec.tab_finetune"), t("rec.tab_replay")])
+    tabs = st.tabs([t("rec.tab_finetune"), t("rec.tab_replay"), t("rec.tab_sws")])
     with tabs[0]:
         finetune_tab(p, base, data)
     with tabs[1]:
         replay_tab(p, base, data)
+    with tabs[2]:
+        soft_sharing.tab(p, base, data)
 
 
 main()

@@ -36,6 +36,7 @@ CONVERTED = [
     "ui/ship.py",
     "ui/remote.py",
     "ui/jobs.py",
+    "ui/soft_sharing.py",
     "ui/safe.py",
     "ui/runtime.py",
 ]

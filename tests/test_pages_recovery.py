@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from compress_core.core.config import CompressionConfig
+from compress_core.eval.evaluate import evaluate
+from compress_core.format.artifact import export
 from compress_core.train import finetune as finetune_module
+from compress_core.train import soft_sharing as sws_module
 from compress_core.train.baseline import TrainingCancelled
 from compress_core.train.deep_compression import get_deep_compression, preset
 from compress_core.train.finetune import FinetuneConfig, finetuned_path, run_finetuned
 from compress_core.train.papers import published
+from compress_core.train.soft_sharing import SoftSharingConfig, cache_path, get_soft_sharing
 from ui.format import human_bytes
 
 TIMEOUT = 300
@@ -117,3 +123,82 @@ def test_a_missing_data_set_is_a_message_and_the_previous_one_stays(at):
     assert not at.exception
     assert any("mnist" in w.value and "digits" in w.value for w in at.warning)
     assert at.sidebar.selectbox(key="pick_dataset").value == "digits"
+
+
+# --- soft weight-sharing ---------------------------------------------------------------------
+
+
+def _numbers(field) -> list:
+    """A plotly trace's x or y as a list (plotly sends numpy arrays as base64 typed arrays)."""
+    if isinstance(field, dict):
+        return np.frombuffer(base64.b64decode(field["bdata"]), field["dtype"]).tolist()
+    return list(field)
+
+
+def _sws_settings(at, epochs: int, components: int):
+    at.slider(key="sws_epochs").set_value(epochs).run()
+    return at.slider(key="sws_components").set_value(components).run()
+
+
+def test_soft_sharing_shows_the_engines_ratio_bytes_and_accuracy(at, digits_lenet):
+    base, data = digits_lenet
+    cfg = SoftSharingConfig(epochs=1, components=7)
+    assert not cache_path(base, data, cfg).exists()
+    _sws_settings(at, 1, 7).button(key="sws_run").click().run()
+    assert not at.exception
+    assert any(s.label == "Soft weight-sharing of lenet5: done" for s in at.get("status"))
+    assert cache_path(base, data, cfg).is_file()  # the page's run, kept on disk
+    small = get_soft_sharing(base, data, cfg)  # loads what the page trained
+    blob = export(small)
+    dense = 4 * sum(p.numel() for p in base.parameters())
+    assert _metrics(at, "Ratio vs fp32") == [f"{dense / len(blob):.1f}×"]
+    assert _metrics(at, "Artifact") == [human_bytes(len(blob))]
+    accuracy = evaluate(small, data.test_x, data.test_y).accuracy
+    assert _metrics(at, "Test accuracy")[-1] == f"{accuracy:.2%}"  # after the one-shot one
+    chart = next(f for f in _figures(at) if any(t.get("name") == "this run" for t in f["data"]))
+    run = next(t for t in chart["data"] if t.get("name") == "this run")
+    assert _numbers(run["x"]) == [len(blob)]
+    baseline = next(t for t in chart["data"] if t.get("name") == "baseline (float32)")
+    assert _numbers(baseline["x"]) == [dense]
+    assert any("Ullrich et al. report" in i.value for i in at.info)  # lenet5 is not in the paper
+
+
+def test_a_finished_run_is_shown_from_disk_beside_the_published_points(digits_mlp, monkeypatch):
+    base, data = digits_mlp
+    cfg = SoftSharingConfig(epochs=1, components=5)
+    small = get_soft_sharing(base, data, cfg)  # trained once, here
+
+    def boom(*args, **kwargs):
+        raise AssertionError("retrained a run the disk cache holds")
+
+    monkeypatch.setattr(sws_module, "soft_weight_sharing", boom)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.sidebar.selectbox(key="pick_model").set_value("mlp").run()
+    _sws_settings(at, 1, 5)
+    assert not at.exception  # shown without pressing Train, and without training
+    dense = 4 * sum(p.numel() for p in base.parameters())
+    assert _metrics(at, "Ratio vs fp32") == [f"{dense / len(export(small)):.1f}×"]
+    at.button(key="sws_run").click().run()  # pressing Train again finds it too
+    assert not at.exception and len(_metrics(at, "Ratio vs fp32")) == 1
+    ratio = next(m for m in at.metric if m.label == "Ratio vs fp32")
+    assert ratio.proto.delta == "published: 64×"  # Ullrich et al.'s LeNet-300-100
+    chart = next(f for f in _figures(at) if any(t.get("name") == "this run" for t in f["data"]))
+    shown = next(t for t in chart["data"] if t.get("name") == "published (MNIST)")
+    assert shown["text"] == [p.label for p in published("mlp") if p.accuracy is not None]
+    assert "Soft weight-sharing 64×" in shown["text"]
+
+
+def test_a_stopped_soft_sharing_run_keeps_nothing(at, digits_lenet, monkeypatch):
+    base, data = digits_lenet
+    cfg = SoftSharingConfig(epochs=2, components=3)
+
+    def stop(*args, **kwargs):
+        raise TrainingCancelled("training stopped in epoch 1, step 1")
+
+    monkeypatch.setattr(sws_module, "fit", stop)
+    _sws_settings(at, 2, 3).button(key="sws_run").click().run()
+    assert not at.exception
+    assert any(s.label.startswith("Stopped") for s in at.get("status"))
+    assert not cache_path(base, data, cfg).exists()
+    assert any("Train with soft weight-sharing" in i.value for i in at.info)
+    assert not _metrics(at, "Ratio vs fp32")

@@ -183,7 +183,7 @@ def user_artifact(digest, filename, arch, dataset, in_shape, config_key: str, _b
     return blob
 
 
-# --- recovery: fine-tuning and Deep Compression ------------------------------------------
+# --- recovery: fine-tuning, Deep Compression, soft weight-sharing ---------------------------
 # Training does not run inside an st.cache_* function: its progress bar, drawn in a block
 # created outside, would be replayed on a cache hit and fail. The engine keeps finished
 # runs on disk (written atomically, only when a run completes); ``train_*`` fill that cache
@@ -243,6 +243,31 @@ def deep_compression_run(model, dataset, epochs, seed, dc_key) -> dict:
         r = as_result(base, small, data, dc)
     remember(r, None, {"source": "dashboard", "epochs": epochs, "seed": seed}, blob)
     return {"report": report.to_dict(), "artifact": blob, "result": r.to_row()}
+
+
+def train_soft_sharing(model, dataset, epochs, seed, sws_key, progress=None):
+    """Train under soft weight-sharing's prior (or find the run on disk) with progress."""
+    from compress_core.train.soft_sharing import SoftSharingConfig, get_soft_sharing
+
+    base, data = baseline(model, dataset, epochs, seed)
+    cfg = SoftSharingConfig.from_dict(json.loads(sws_key))
+    with HEAVY_JOBS:
+        get_soft_sharing(base, data, cfg, progress=progress)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def soft_sharing_run(model, dataset, epochs, seed, sws_key) -> dict:
+    """{"result": the snapped model's Result, "artifact": its bytes}, read from the disk cache."""
+    from compress_core.train.soft_sharing import SoftSharingConfig, as_result, get_soft_sharing
+
+    base, data = baseline(model, dataset, epochs, seed)
+    cfg = SoftSharingConfig.from_dict(json.loads(sws_key))
+    with HEAVY_JOBS:
+        small = get_soft_sharing(base, data, cfg)
+        blob = export(small)
+        r = as_result(base, small, data, cfg)
+    remember(r, None, {"source": "dashboard", "epochs": epochs, "seed": seed}, blob)
+    return {"result": r, "artifact": blob}
 
 
 # --- analysis: layer sensitivity and the accuracy budget (issue 4) ---------------------------

@@ -564,3 +564,46 @@ def replay_figure(
     fig.update_xaxes(type="log", title=_axis("artifact_bytes"), autorange="reversed")
     fig.update_yaxes(title=t("chart.test_accuracy"))
     return _tidy(fig, 380)
+
+
+def soft_sharing_figure(
+    runs: pd.DataFrame,
+    current: str | None,
+    baseline: tuple[float, float],
+    published: pd.DataFrame | None = None,
+) -> go.Figure:
+    """Soft weight-sharing runs on the accuracy-against-bytes plane, beside the fp32 baseline
+    and published MNIST results (``add_published``).
+
+    ``runs`` has ``Result.to_row()`` columns; the row labelled ``current`` is this run,
+    the others were tried earlier. ``baseline`` is (dense bytes, accuracy).
+    """
+    fig = go.Figure()
+    fig.add_trace(baseline_trace(baseline, t("chart.unit_bytes")))
+    hover = (
+        f"<b>%{{customdata[0]}}</b><br>{t('chart.accuracy_word')} %{{y:.2f}} %<br>"
+        f"%{{x:,.0f}} {t('chart.unit_bytes')} (%{{customdata[1]:.1f}}×)<extra></extra>"
+    )
+    now = runs["label"] == current if len(runs) else pd.Series(dtype=bool)
+    parts = (
+        (runs[~now], t("chart.sws_tried"), "#9D9D9D", 9),
+        (runs[now], t("chart.this_run"), "#F58518", 13),
+    )
+    for part, name, color, size in parts:
+        if not len(part):
+            continue
+        fig.add_scatter(
+            x=part["artifact_bytes"],
+            y=100 * part["accuracy"],
+            mode="markers+text",
+            name=name,
+            text=[f"{r:.0f}×" for r in part["ratio"]],
+            textposition="top center",
+            marker=dict(size=size, color=color),
+            customdata=part[["label", "ratio"]].to_numpy(),
+            hovertemplate=hover,
+        )
+    add_published(fig, published)
+    fig.update_xaxes(type="log", title=_axis("artifact_bytes"), autorange="reversed")
+    fig.update_yaxes(title=t("chart.test_accuracy"))
+    return _tidy(fig, 380)

@@ -1,6 +1,7 @@
 """Long page actions (training): a progress bar, and a Stop button only while one runs.
 
-Recovery and Budget both fine-tune models; this is the one runner they share.
+Recovery and Budget both fine-tune models, and Recovery trains soft weight-sharing;
+this is the one runner they share.
 Stop reruns the page, which interrupts the job at its next progress update; the
 engine keeps a run (disk or cache) only once it has finished, so nothing is kept.
 """
@@ -11,6 +12,7 @@ import streamlit as st
 
 from compress_core.train.baseline import TrainingCancelled
 from compress_core.train.finetune import FinetuneProgress
+from compress_core.train.loop import TrainProgress
 from ui.i18n import percent, t
 
 STOPPED = "job_stopped"  # session key: a Stop was pressed, say so once on the next run
@@ -42,10 +44,29 @@ def progress_text(p: FinetuneProgress) -> str:
     return text
 
 
+def train_progress_text(p: TrainProgress) -> str:
+    """'training under the prior · epoch 1/4 · loss 0.312 · train accuracy 91%', translated."""
+    return t(
+        "sws.progress",
+        epoch=p.epoch,
+        epochs=p.epochs,
+        loss=f"{p.loss:.3f}",
+        acc=percent(p.accuracy),
+    )
+
+
+def _bar(p: FinetuneProgress | TrainProgress) -> tuple[float, str]:
+    """(share of the run done, the bar's text) of either kind of progress."""
+    if isinstance(p, TrainProgress):  # one training run: its steps are the whole job
+        return (p.index + 1) / max(p.total, 1), train_progress_text(p)
+    return p.fraction, progress_text(p)
+
+
 def run_job(label: str, job, key: str) -> bool:
     """Run ``job(show)`` under a progress bar with a Stop button; False when it was stopped.
 
-    ``show(progress)`` takes a ``FinetuneProgress``. The Stop button (``{key}_stop``)
+    ``show(progress)`` takes a ``FinetuneProgress`` (recovery runs) or a
+    ``TrainProgress`` (one plain training run). The Stop button (``{key}_stop``)
     is drawn only while the job runs and removed when it ends, however it ends.
     """
     stop = st.empty()  # only while the job runs
@@ -53,8 +74,9 @@ def run_job(label: str, job, key: str) -> bool:
     box = st.status(label, expanded=True)
     bar = box.progress(0.0)
 
-    def show(p: FinetuneProgress) -> None:
-        bar.progress(min(max(p.fraction, 0.0), 1.0), text=progress_text(p))
+    def show(p: FinetuneProgress | TrainProgress) -> None:
+        fraction, text = _bar(p)
+        bar.progress(min(max(fraction, 0.0), 1.0), text=text)
 
     try:
         job(show)
