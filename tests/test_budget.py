@@ -27,7 +27,7 @@ from compress_core.train.finetune import FinetuneConfig
 
 RATES = (0.0, 0.5, 0.8, 0.95)
 BITS = (2, 4, FLOAT_BITS)
-QUANTS = ["uniform", "symmetric", "kmeans"]
+QUANTS = ["uniform", "symmetric", "kmeans", "ecq"]
 
 
 def _val(model, data) -> float:
@@ -208,7 +208,7 @@ def test_counts_agree_with_the_candidates_and_the_progress_steps(digits_lenet):
     assert unreachable.counts().met == 0 and not unreachable.met
 
 
-@pytest.mark.parametrize("quant", ["uniform", "kmeans"])
+@pytest.mark.parametrize("quant", ["uniform", "kmeans", "ecq"])
 def test_finetuning_a_plan_keeps_its_masks_and_level_counts(digits_lenet, quant):
     base, data = digits_lenet
     before = {k: t.clone() for k, t in base.state_dict().items()}
@@ -292,3 +292,33 @@ def test_cli_budget_finetunes_the_chosen_plan_and_exports_that_model(
             assert not torch.equal(w, shot_modules[name].weight), name  # and it trained
     assert cli([*args, "--prune-steps", "3"]) == 2  # a plan's masks are fixed
     assert "prune-steps" in capsys.readouterr().err
+
+
+def test_cli_budget_searches_with_ecq_and_finetunes_that_plan(
+    digits_lenet, cache_dir, tmp_path, capsys
+):
+    base, data = digits_lenet
+    plain, tuned = tmp_path / "ecq.slim", tmp_path / "ecq-tuned.slim"
+    args = ["budget", "--data", "digits", "--model", "lenet5", "--cache-dir", cache_dir]
+    args += ["--max-drop", "1", "--rates", "0,0.5,0.9", "--bits", "3,4", "--max-evals", "6"]
+    args += ["--quant", "ecq", "--no-store", "--json"]
+    assert cli([*args, "--export", str(plain)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["met"] and answer["common"]["quant"] == "ecq"
+    # Every candidate was built with ecq: the export is the plan compressed with ecq, and
+    # not the same plan with uniform levels.
+    plan = answer["best"]["plan"]
+    ecq = compress_plan(base, plan, CompressionConfig(quant="ecq"))
+    uniform = compress_plan(base, plan, CompressionConfig(quant="uniform"))
+    restored = load_compressed(plain.read_bytes())
+    assert get_record(restored).config.quant == "ecq"
+    assert all(torch.equal(t, ecq.state_dict()[k]) for k, t in restored.state_dict().items())
+    assert any(not torch.equal(t, uniform.state_dict()[k]) for k, t in ecq.state_dict().items())
+    assert _val(restored, data) >= answer["delta"]
+    # Then fine-tuned, quantization-aware with ecq's levels; the export is that model.
+    assert cli([*args, "--finetune-epochs", "1", "--qat-epochs", "1", "--export", str(tuned)]) == 0
+    done = json.loads(capsys.readouterr().out)["finetuned"]
+    assert done["finetuned"] and done["quant"] == "ecq"
+    assert done["artifact_bytes"] == len(tuned.read_bytes())
+    back = load_compressed(tuned.read_bytes())
+    assert evaluate(back, data.test_x, data.test_y).accuracy == done["accuracy"]
