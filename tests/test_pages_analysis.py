@@ -182,3 +182,52 @@ def test_budget_page_fine_tunes_the_chosen_plan_with_a_stop_button_only_while_it
     assert shown[-2:] == [f"{r.test.accuracy:.2%}", f"{tuned.accuracy:.2%}"]
     sizes = [m.value for m in at.metric if m.label == "Compressed size"]
     assert sizes[-1] == human_bytes(tuned.artifact_bytes)
+
+
+def test_ecq_is_offered_and_used_by_explore_and_sweep(digits_lenet):
+    base, data = digits_lenet
+    explore = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=TIMEOUT).run()
+    explore.selectbox(key="quant").set_value("ecq").run()
+    assert not explore.exception
+    direct = run_on(base, data, CompressionConfig(prune_rate=0.5, bits=4, quant="ecq"))
+    shown = next(m.value for m in explore.metric if m.label == "Compressed size")
+    assert shown == human_bytes(direct.artifact_bytes)
+    at = page("1_Sweep.py").run()
+    at.multiselect(key="sweep_rates").set_value([50])
+    at.multiselect(key="sweep_bits").set_value([4])
+    at.multiselect(key="sweep_quants").set_value(["ecq"])
+    at.button(key="sweep_submit").click().run()
+    assert not at.exception
+    table = _sweep_table(at)
+    assert table["quant"].tolist() == ["ecq"]
+    assert table["artifact_bytes"].tolist() == [direct.artifact_bytes]
+
+
+def test_budget_page_searches_with_ecq_and_fine_tunes_that_plan(digits_lenet):
+    from compress_core.analysis.budget import finetune_plan
+    from compress_core.train.finetune import FinetuneConfig
+
+    at = page("3_Budget.py").run()
+    at.selectbox(key="budget_quant").set_value("ecq")
+    at.multiselect(key="budget_rates").set_value([0, 50, 90])
+    at.multiselect(key="budget_bits").set_value([3, 4])
+    at.slider(key="budget_evals").set_value(5)
+    at.button(key="budget_submit").click().run()
+    assert not at.exception and not at.error
+    req = at.session_state["budget_request"]
+    common = CompressionConfig.from_dict(json.loads(req["common"]))
+    assert common.quant == "ecq"
+    at.slider(key="budget_ft_qat").set_value(1).run()
+    at.button(key="budget_ft_run").click().run()
+    assert not at.exception and not at.error
+    args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
+    r = ui.cache.budget(*PICK, *args)
+    assert r.test.config["quant"] == "ecq"  # the search built its candidates with ecq
+    base, data = digits_lenet
+    ft = FinetuneConfig(epochs=1, qat_epochs=1)
+    tuned = finetune_plan(base, data, r.chosen.plan, common, ft)
+    assert tuned.config["quant"] == "ecq"
+    shown = [m.value for m in at.metric if m.label == "Test accuracy"]
+    assert shown[-1] == f"{tuned.accuracy:.2%}"
+    sizes = [m.value for m in at.metric if m.label == "Compressed size"]
+    assert sizes[-1] == human_bytes(tuned.artifact_bytes)
