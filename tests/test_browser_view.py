@@ -1,6 +1,7 @@
 """The view in a real browser: page changes keep it, links reproduce it, bad links fall back,
 and first-use training shows its progress. Chromium via Playwright against `streamlit run`."""
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -169,4 +170,25 @@ def test_at_phone_width_every_tab_is_reachable_and_the_toolbar_covers_no_chart(s
     bar, area = plot.locator(".modebar").bounding_box(), plot.locator(".nsewdrag").bounding_box()
     assert bar["y"] + bar["height"] <= area["y"] + 1  # the toolbar sits above the data
     page.screenshot(path=str(ARTIFACTS / "explore-390px.png"), full_page=True)
+    page.close()
+
+
+def test_soft_weight_sharing_trains_from_its_tab_and_shows_its_ratio(server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server + "/Recovery")
+    settled(page)
+    page.get_by_role("tab", name="Soft weight-sharing").click()
+    epochs = page.get_by_test_id("stSlider").filter(has_text="Epochs under the prior")
+    epochs.get_by_role("slider").focus()
+    page.keyboard.press("Home")  # 1 epoch: not the default, so no other test meets this run
+    expect(epochs.get_by_role("slider")).to_have_attribute("aria-valuetext", "1", timeout=WAIT)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT)  # rerun done
+    page.get_by_role("button", name="Train with soft weight-sharing").click()
+    expect(page.get_by_text("Soft weight-sharing of lenet5: done")).to_be_visible(timeout=WAIT)
+    ratio = metric(page, "Ratio vs fp32")
+    expect(ratio).to_have_text(re.compile(r"^\d+\.\d×$"), timeout=WAIT)
+    assert float(ratio.inner_text().rstrip("×")) > 1
+    page.screenshot(path=str(ARTIFACTS / "recovery-soft-sharing.png"), full_page=True)
     page.close()
