@@ -3,17 +3,29 @@
 For each data set, prints a table for 1 session alone and for
   (a) every session following the same settings (a class following the teacher), and
   (b) every session on its own settings (distinct bit widths):
-p50/p95 of two times per slider move, both from the key press:
-  - "answer": until the server's websocket frame that carries the new "Non-zero parameters"
-    value arrives in the page (the server's part, plus the trip over 127.0.0.1);
-  - "painted": until the page shows that value (adds the browser's own work);
+p50/p95 of three times per slider move:
+  - "server": from the page's rerun request reaching the server's side to the frame that
+    carries the new "Non-zero parameters" value leaving it (the server's part only);
+  - "answer": from the key press to that frame leaving the server (adds the page's own
+    handling of the key press before it sends the request);
+  - "painted": from the key press until the page shows the value (adds the browser's
+    rendering of everything the run sent);
 the server's CPU seconds per session-move and the browsers' (all Chromium processes) from
 /proc/<pid>/stat, and the server's RSS before and after. ``--minutes M`` then keeps (b)
 going for M minutes, walking the sessions over many settings, and prints the RSS growth.
 
-Chromium runs under ``nice -n 19`` by default (``--no-nice-browsers`` to turn it off): in a
-class every student's page renders on their own laptop, so on one machine the server should
-get the CPU first; the mode is printed with the figures.
+"server" and "answer" are read by a tap (``bench/tap.py``): each page talks to the server
+through its own forwarding port in a separate normal-priority process, which timestamps the
+bytes as they pass. Playwright's own websocket event is emitted by the page's renderer when
+its main thread gets to the frame, so a busy renderer delays it; it is kept in the JSON as
+"frame_in_page".
+
+``--nice renderers`` (default) runs Chromium's renderer processes (the pages' JavaScript,
+layout and painting) under nice 19 and its browser, network and GPU processes at normal
+priority: in a class every student's page renders on their own laptop, so on one machine the
+server should get the CPU before the 8 renderers, while the browser process still passes
+input and frames on at once. ``--nice all`` nices every Chromium process (the earlier
+default), ``--nice none`` none. The mode is printed with the figures.
 
 Run: flock /tmp/bench.lock python bench/bench_class.py [--quick] [--minutes 30]
 """
@@ -28,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +48,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from tap import Tap  # noqa: E402
 
 WAIT_MS = 300_000
+LABEL = "Non-zero parameters"  # the metric whose new value ends a move
 SAME_BITS = 5  # (a): everybody at 5 bits
 DISTINCT_BITS = (2, 3, 4, 6, 7, 8, 12, 16)  # (b): one bit width per session
 
@@ -83,21 +98,39 @@ def descendants(root: int) -> set[int]:
 
 def browser_cpu() -> dict[int, float]:
     """CPU seconds so far of every Chromium process this script started (pid -> seconds)."""
-    out = {}
-    for pid in descendants(os.getpid()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if b"chrom" in command:
-            out[pid] = cpu_seconds(pid)
-    return out
+    return {pid: cpu_seconds(pid) for pid in chromium_processes()}
 
 
 def browser_cpu_delta(before: dict[int, float]) -> float:
     """Chromium CPU seconds since ``before`` (processes started since then count from 0)."""
     now = browser_cpu()
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+
+
+def chromium_processes() -> dict[int, str]:
+    """Every Chromium process this script started: pid -> its type ("browser", "renderer",
+    "gpu-process", "utility", "zygote"; child processes rewrite their command line into one
+    space-separated string)."""
+    out = {}
+    for pid in descendants(os.getpid()):
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+        except OSError:
+            continue
+        if words and b"chrom" in words[0]:
+            kinds = [w[len(b"--type=") :] for w in words if w.startswith(b"--type=")]
+            out[pid] = kinds[0].decode() if kinds else "browser"
+    return out
+
+
+def nice_renderers() -> None:
+    """Renderer processes to nice 19 (new ones start at the zygote's priority, 0)."""
+    for pid, kind in chromium_processes().items():
+        if kind == "renderer":
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, 19)
+            except OSError:  # gone already
+                pass
 
 
 def nice_chromium() -> str:
@@ -116,7 +149,7 @@ def percentile(values: list[float], q: float) -> float:
 async def settled(page) -> None:
     from playwright.async_api import expect
 
-    value = page.get_by_test_id("stMetric").filter(has_text="Non-zero parameters")
+    value = page.get_by_test_id("stMetric").filter(has_text=LABEL)
     await expect(value.get_by_test_id("stMetricValue")).to_be_visible(timeout=WAIT_MS)
     await expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT_MS)
 
@@ -160,8 +193,22 @@ async def run_done(page, start: float) -> None:
         await asyncio.sleep(0.02)
 
 
+def tapped(page, start: float, text: str) -> tuple[float, float]:
+    """(server, answer) seconds for the move that started at ``start``, from the tap: the
+    page's first bytes after ``start`` reaching the server's side, and the first server
+    bytes after them that carry the metric with ``text``; (nan, nan) when not found."""
+    tap, i = page.tap, page.tap_index
+    up = next((t for t in list(tap.up[i]) if t > start), None)
+    needle = text.encode()
+    for t, data in list(tap.down[i]):
+        if up is not None and t > up and needle in data:
+            return t - up, t - start
+    return float("nan"), float("nan")
+
+
 def answered(page, start: float, text: str) -> float:
-    """Seconds from ``start`` to the first frame after it that carries ``text``.
+    """Seconds from ``start`` to the first frame after it that carries ``text``, as the
+    page's renderer saw it (Playwright's event: late when the renderer is busy).
 
     Streamlit's frames are protobuf messages, in which a metric's value is a plain UTF-8
     string, so the new number is found as bytes in the frame that delivers it.
@@ -176,12 +223,12 @@ def answered(page, start: float, text: str) -> float:
     return float("nan")
 
 
-async def move(page, key: str) -> tuple[float, float]:
-    """Press ``key`` on a slider; seconds until (the frame with, the page showing) a new
-    non-zero count."""
+async def move(page, key: str) -> dict[str, float]:
+    """Press ``key`` on a slider; seconds (server, answer, painted, frame_in_page) of the new
+    non-zero count (see the module's docstring)."""
     from playwright.async_api import expect
 
-    box = page.get_by_test_id("stMetric").filter(has_text="Non-zero parameters")
+    box = page.get_by_test_id("stMetric").filter(has_text=LABEL)
     value = box.get_by_test_id("stMetricValue")
     before = await value.inner_text()
     await page.get_by_role("slider").first.focus()
@@ -191,10 +238,12 @@ async def move(page, key: str) -> tuple[float, float]:
     await page.keyboard.press(key)
     await expect(value).not_to_have_text(before, timeout=WAIT_MS)
     painted = time.perf_counter() - start
-    answer = answered(page, start, await value.inner_text())
+    text = await value.inner_text()
+    frame = answered(page, start, text)
     await run_done(page, start)
     await settled(page)
-    return answer, painted
+    server, answer = tapped(page, start, text)
+    return {"server": server, "answer": answer, "painted": painted, "frame_in_page": frame}
 
 
 async def new_bits(page) -> None:
@@ -206,20 +255,25 @@ async def new_bits(page) -> None:
     await settled(page)
 
 
-async def open_pages(browser, url: str, queries: list[str]) -> list:
+async def open_pages(browser, url: str, queries: list[str], tap=None, nice=None) -> list:
+    """One page per query; page i talks to the server through ``tap``'s port i (when given).
+    With ``nice == "renderers"`` the new pages' renderers are then put under nice 19."""
     pages = []
-    for query in queries:
+    for i, query in enumerate(queries):
         context = await browser.new_context(viewport={"width": 1200, "height": 900})
         page = await context.new_page()
         listen(page)
-        await page.goto(f"{url}/?{query}")
+        page.tap, page.tap_index = tap, i
+        await page.goto(f"{tap.url(i) if tap else url}/?{query}")
         pages.append(page)
+    if nice == "renderers":
+        nice_renderers()
     await asyncio.gather(*(settled(p) for p in pages))
     return pages
 
 
-async def round_of_moves(pages, moves: int, key: str = "ArrowRight") -> list[tuple]:
-    """Every page presses ``key`` at the same moment, ``moves`` times; all (answer, painted)."""
+async def round_of_moves(pages, moves: int, key: str = "ArrowRight") -> list[dict]:
+    """Every page presses ``key`` at the same moment, ``moves`` times; all their times."""
     times = []
     for _ in range(moves):
         times += await asyncio.gather(*(move(p, key) for p in pages))
@@ -232,8 +286,7 @@ async def measured_round(pages, moves: int, server: int) -> dict:
     times = await round_of_moves(pages, moves)
     n = len(times)
     return {
-        "answer": summary([a for a, _ in times]),
-        "painted": summary([p for _, p in times]),
+        **{name: summary([t[name] for t in times]) for name in TIMES},
         "server_cpu_per_move_s": round((cpu_seconds(server) - server_before) / n, 3),
         "browser_cpu_per_move_s": round(browser_cpu_delta(browsers_before) / n, 3),
     }
@@ -244,9 +297,15 @@ async def close(pages) -> None:
         await p.context.close()
 
 
-async def scenario(browser, url, base: str, sessions: int, moves: int, same: bool, pid) -> dict:
+TIMES = ("server", "answer", "painted", "frame_in_page")
+
+
+async def scenario(
+    browser, url, base: str, sessions: int, moves: int, same: bool, pid, tap=None, nice=None
+) -> dict:
     bits = [SAME_BITS] * sessions if same else DISTINCT_BITS[:sessions]
-    pages = await open_pages(browser, url, [f"{base}&bits={b}&prune_rate=0.3" for b in bits])
+    queries = [f"{base}&bits={b}&prune_rate=0.3" for b in bits]
+    pages = await open_pages(browser, url, queries, tap, nice)
     try:
         before = rss_mib(pid)
         row = await measured_round(pages, moves, pid)
@@ -270,10 +329,11 @@ async def walk_step(page, key: str) -> None:
     await settled(page)
 
 
-async def wander(browser, url, base: str, sessions: int, minutes: float, pid: int) -> list:
+async def wander(browser, url, base: str, sessions: int, minutes: float, pid: int, nice) -> list:
     """(b) for ``minutes``: pruning up and down, bits stepping; RSS sampled each round."""
     bits = DISTINCT_BITS[:sessions]
-    pages = await open_pages(browser, url, [f"{base}&bits={b}&prune_rate=0" for b in bits])
+    queries = [f"{base}&bits={b}&prune_rate=0" for b in bits]
+    pages = await open_pages(browser, url, queries, nice=nice)
     samples, end, step = [], time.monotonic() + 60 * minutes, 0
     try:
         while time.monotonic() < end:
@@ -303,27 +363,29 @@ def summary(times: list[float]) -> dict:
 async def run(args) -> dict:
     from playwright.async_api import async_playwright
 
-    mode = "Chromium under nice -n 19" if args.nice_browsers else "Chromium at normal priority"
+    mode = MODES[args.nice]
     out = {"sessions": args.sessions, "moves": args.moves, "model": args.model, "data": {}}
     out["browsers"] = mode
     print(f"browsers: {mode}; {args.moves} moves per page per row", flush=True)
     log = ROOT / "test-artifacts" / "bench-class-server.log"
-    executable = nice_chromium() if args.nice_browsers else CHROMIUM
-    with streamlit_server(log) as (url, proc):
+    executable = nice_chromium() if args.nice == "all" else CHROMIUM
+    with (
+        streamlit_server(log) as (url, proc),
+        Tap(port_of(url), args.sessions, LABEL.encode()) as tap,
+    ):
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             for data in args.data.split(","):
                 base = f"dataset={data}&model={args.model}"
                 # One page first: loads the baseline, so the timings are about compressing.
                 await close(await open_pages(browser, url, [base]))
+                run_row = partial(
+                    scenario, browser, url, base, pid=proc.pid, tap=tap, nice=args.nice
+                )
                 rows = {
-                    "one": await scenario(browser, url, base, 1, args.moves, True, proc.pid),
-                    "same": await scenario(
-                        browser, url, base, args.sessions, args.moves, True, proc.pid
-                    ),
-                    "distinct": await scenario(
-                        browser, url, base, args.sessions, args.moves, False, proc.pid
-                    ),
+                    "one": await run_row(1, args.moves, True),
+                    "same": await run_row(args.sessions, args.moves, True),
+                    "distinct": await run_row(args.sessions, args.moves, False),
                 }
                 out["data"][data] = rows
                 print(table(data, rows, mode), flush=True)
@@ -332,7 +394,9 @@ async def run(args) -> dict:
                 data = args.data.split(",")[-1]
                 base = f"dataset={data}&model={args.model}"
                 before = rss_mib(proc.pid)
-                samples = await wander(browser, url, base, args.sessions, args.minutes, proc.pid)
+                samples = await wander(
+                    browser, url, base, args.sessions, args.minutes, proc.pid, args.nice
+                )
                 out["memory"] = {
                     "data": data,
                     "minutes": args.minutes,
@@ -352,6 +416,17 @@ async def run(args) -> dict:
     return out
 
 
+MODES = {
+    "renderers": "Chromium's renderers under nice 19, its other processes at normal priority",
+    "all": "every Chromium process under nice 19",
+    "none": "Chromium at normal priority",
+}
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
 LABELS = {
     "one": "1 session",
     "same": "(a) {n} sessions, same settings",
@@ -364,17 +439,16 @@ def table(data: str, rows: dict, mode: str) -> str:
     lines = [
         f"{data} ({mode}); times from the key press, CPU per session-move",
         "",
-        "| sessions | answer p50 / p95 | painted p50 / p95 | server CPU | browser CPU "
-        "| server RSS before -> after |",
-        "|---|---|---|---|---|---|",
+        "| sessions | server p50 / p95 | answer p50 / p95 | painted p50 / p95 | server CPU "
+        "| browser CPU | server RSS before -> after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        a, p = r["answer"], r["painted"]
+        times = "".join(f"| {r[k]['p50_s']:.2f} s / {r[k]['p95_s']:.2f} s " for k in TIMES[:3])
         lines.append(
             f"| {LABELS[name].format(n=r['sessions'])} "
-            f"| {a['p50_s']:.2f} s / {a['p95_s']:.2f} s "
-            f"| {p['p50_s']:.2f} s / {p['p95_s']:.2f} s "
-            f"| {r['server_cpu_per_move_s']:.3f} s | {r['browser_cpu_per_move_s']:.3f} s "
+            + times
+            + f"| {r['server_cpu_per_move_s']:.3f} s | {r['browser_cpu_per_move_s']:.3f} s "
             f"| {r['rss_before_mib']:,} -> {r['rss_after_mib']:,} MiB |"
         )
     return "\n".join(lines)
@@ -390,10 +464,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="digits, 4 pages, 2 moves (smoke)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument(
-        "--nice-browsers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run Chromium under nice -n 19, so the server gets the CPU first (default: on)",
+        "--nice",
+        choices=list(MODES),
+        default="renderers",
+        help="which Chromium processes run under nice 19 (default: the renderers only)",
     )
     args = ap.parse_args()
     if args.quick:

@@ -56,3 +56,24 @@ def test_changed_lists_flipped_images(digits_lenet):
     flipped = m.changed(ref)
     assert flipped == (m.predictions != ref.predictions).nonzero().view(-1).tolist()
     assert len(flipped) > 0
+
+
+def test_prefix_cache_is_channels_last_only_where_bit_identical(digits_lenet):
+    """LeNet's cached conv1 maps are kept channels-last (pooling and conv2 run faster), and
+    only because its suffix gives the same bits on them; 2-D values are never converted."""
+    from compress_core.eval import prefix
+
+    base, data = digits_lenet
+    small = compress(base, CompressionConfig(prune_rate=0.5, bits=4))
+    graph = prefix._trace(base)
+    frontier = prefix._frontier(graph, base, small)
+    values = prefix._prefix_values(graph, frontier, base, data.test_x[:64], 32)
+    maps = [t for v in values for t in v if t.dim() == 4]
+    assert maps and all(t.is_contiguous(memory_format=torch.channels_last) for t in maps)
+    suffix = prefix._suffix(graph, frontier, small)
+    with torch.inference_mode():
+        fast = suffix(*values[0])
+        plain = suffix(*(t.contiguous() for t in values[0]))
+    assert torch.equal(fast, plain)
+    flat = (torch.randn(4, 8),)
+    assert not prefix._same_in_channels_last(torch.nn.Identity(), flat)
