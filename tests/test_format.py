@@ -153,6 +153,29 @@ def test_format_2_files_still_load_bit_exactly_and_rewrite_no_larger(name):
     _assert_same_model(model, load_compressed(again))
 
 
+# Written by format 3 (commit 34091a5) from the same seeded hand-made models: zero level
+# (5-bit affine, light) and a lightly pruned per-channel k-means layer.
+V3_FILES = {
+    "v3-mlp8-4bit-affine-huffman.slim": (4, "affine", True, 0.9, True),
+    "v3-mlp8-3bit-codebook.slim": (3, "codebook", False, 0.5, False),
+    "v3-mlp8-5bit-affine-light.slim": (5, "affine", False, 0.05, False),
+    "v3-mlp8-3bit-codebook-light.slim": (3, "codebook", True, 0.05, False),
+}
+
+
+@pytest.mark.parametrize("name", V3_FILES)
+def test_format_3_files_still_load_bit_exactly_and_rewrite_no_larger(name):
+    blob = (DATA / name).read_bytes()
+    assert blob[4] == 3
+    model = _hand_model(*V3_FILES[name])
+    loaded = load_compressed(blob)
+    _assert_same_model(model, loaded)
+    _assert_same_record(model, loaded)
+    again = export(loaded)
+    assert again[4] == art.VERSION and len(again) <= len(blob)
+    _assert_same_model(model, load_compressed(again))
+
+
 def test_empty_channels_store_no_scale():
     full, empty = (_hand_model(6, "affine", True, rate) for rate in (0.0, 1.0))
     rows = {r["name"]: r for r in artifact_size(empty).layers}
