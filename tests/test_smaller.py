@@ -148,3 +148,30 @@ def test_smaller_presets_are_valid_and_name_real_layers(model):
 def test_bad_new_settings_are_refused_with_a_clear_message(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DeepCompressionConfig(**kwargs)
+
+
+def test_soft_sharing_from_a_pruned_model_holds_its_masks(digits_mlp):
+    from compress_core.core.config import CompressionConfig
+    from compress_core.core.pipeline import compress
+    from compress_core.eval.evaluate import evaluate
+    from compress_core.train.soft_sharing import SoftSharingConfig, soft_weight_sharing
+
+    base, data = digits_mlp
+    config = CompressionConfig(prune_rate=0.8, scope="global", skip_first_last=False)
+    pruned = compress(base, config)
+    before = {n: layer.mask.clone() for n, layer in get_record(pruned).layers.items()}
+    cfg = SoftSharingConfig(epochs=1, components=7, zero_mix=0.3)
+    small = soft_weight_sharing(pruned, data, cfg)
+    record = get_record(small)
+    for name, module in weight_layers(small).items():
+        mask = record.layers[name].mask
+        assert not (mask & ~before[name]).any(), name  # nothing pruned comes back
+        assert not module.weight.detach()[~before[name]].any()
+    values = torch.cat([m.weight.reshape(-1) for m in weight_layers(small).values()])
+    assert len(torch.unique(values)) <= cfg.components + 1
+    acc = {m: evaluate(m, data.test_x, data.test_y).accuracy for m in (pruned, small)}
+    assert acc[small] >= acc[pruned] - 0.05
+    blob = export(small)
+    assert export(load_compressed(blob)) == blob
+    with pytest.raises(ConfigError, match="float weights"):
+        soft_weight_sharing(small, data, cfg)

@@ -22,10 +22,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,6 +429,55 @@ def round_biases_(model: nn.Module, names: list[str], mantissa: int) -> None:
                 bias.copy_(round_mantissa(bias, mantissa))
 
 
+# Pruned models by (base, data, prune settings): a run that differs only after pruning
+# (another quantizer, other bits) starts from the same retrained model instead of
+# retraining it. Small models, a few entries: the bench and a Recovery page session.
+_PRUNED: OrderedDict[str, tuple[nn.Module, Stage]] = OrderedDict()
+PRUNED_KEPT = 4
+PRUNE_FIELDS = ("prune_rate", "scope", "prune_steps", "prune_epochs", "lr", "seed", "layer_rates")
+
+
+def _prune_key(base: nn.Module, data, dc: DeepCompressionConfig) -> str:
+    settings = {f: dc.to_dict()[f] for f in PRUNE_FIELDS}
+    key = {"base": base_hash(base), "data": data.name, "n": len(data.train_y), **settings}
+    return json.dumps(key, sort_keys=True)
+
+
+def prune_stage(
+    base: nn.Module, data, dc: DeepCompressionConfig, tracker: Tracker | None = None
+) -> tuple[nn.Module, Stage]:
+    """The first stage: a float copy of ``base`` pruned and retrained as ``dc`` says, and its
+    measurement. Remembered in this process, so runs that differ only in what follows
+    pruning share it (the stage's ``seconds`` are those of the run that trained it).
+
+    Example:
+        >>> pruned, stage = prune_stage(base, data, smaller_preset("mlp"))
+        >>> stage.accuracy, stage.nonzero_params
+    """
+    tracker = tracker or Tracker(None, None, dc.prune_epochs)
+    key = _prune_key(base, data, dc)
+    if key in _PRUNED:
+        _PRUNED.move_to_end(key)
+        tracker.check("before pruning")
+        tracker.done_epochs += dc.prune_epochs
+        model, stage = _PRUNED[key]
+        return copy.deepcopy(model), dataclasses.replace(stage)
+    accuracy = lambda m: evaluate(m, data.test_x, data.test_y).accuracy  # noqa: E731
+    dense = 4 * sum(p.numel() for p in base.parameters())
+    started = time.perf_counter()
+    prune_config = dc.compression_config()
+    overrides = dc.overrides()
+    one_shot = accuracy(compress(base, prune_config, overrides=overrides))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(dc.seed)
+        model = prune_phase(base, data, prune_config, dc.prune_finetune(), tracker, overrides)
+    stage = _measure("prune", model, data, dense, one_shot, started)
+    _PRUNED[key] = (copy.deepcopy(model), dataclasses.replace(stage))
+    while len(_PRUNED) > PRUNED_KEPT:
+        _PRUNED.popitem(last=False)
+    return model, stage
+
+
 def deep_compression(
     base: nn.Module, data, dc: DeepCompressionConfig, progress=None, should_stop=None
 ) -> tuple[nn.Module, DeepCompressionReport]:
@@ -448,13 +499,8 @@ def deep_compression(
     started = time.perf_counter()
     report.stages.append(_measure("baseline", base, data, dense, None, started))
 
-    started = time.perf_counter()
-    prune_config = dc.compression_config()
-    one_shot = accuracy(compress(base, prune_config))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(dc.seed)
-        model = prune_phase(base, data, prune_config, dc.prune_finetune(), tracker, dc.overrides())
-    report.stages.append(_measure("prune", model, data, dense, one_shot, started))
+    model, stage = prune_stage(base, data, dc, tracker)
+    report.stages.append(stage)
 
     started = time.perf_counter()
     record = get_record(model)
