@@ -215,6 +215,36 @@ def quantize_tensor(
     return QUANTIZERS[method](values, groups, n_groups, bits)
 
 
+FLOAT32_MANTISSA = 23  # mantissa bits of a float32: rounding to these changes nothing
+
+
+def round_mantissa(t: torch.Tensor, bits: int) -> torch.Tensor:
+    """float32 values rounded to ``bits`` mantissa bits (nearest, ties to even), as float32.
+
+    The low ``23 - bits`` bits of every value become zero, so the stored floats stay
+    exact while a byte-plane LZMA squeezes those planes to almost nothing: 7 bits is
+    bfloat16's precision (relative error at most 2**-8). A finite value stays finite;
+    infinities and NaN are kept.
+
+    Example:
+        >>> round_mantissa(torch.tensor([1.0 + 2**-10]), 7)  # tensor([1.])
+    """
+    if not 0 <= bits <= FLOAT32_MANTISSA:
+        raise ValueError(f"mantissa bits must be 0..{FLOAT32_MANTISSA}; got {bits!r}")
+    x = t.detach().to(torch.float32).contiguous()
+    drop = FLOAT32_MANTISSA - bits
+    if drop == 0:
+        return x.clone()
+    raw = x.view(torch.int32).to(torch.int64)
+    odd = (raw >> drop) & 1
+    near = (raw + (1 << (drop - 1)) - 1 + odd) >> drop << drop  # round half to even
+    out = near.to(torch.int32).view(torch.float32)  # a carry into the exponent is exact
+    # Near float32's largest value rounding up would overflow: cut the bits off instead.
+    cut = (raw >> drop << drop).to(torch.int32).view(torch.float32)
+    out = torch.where(torch.isfinite(out), out, cut)
+    return torch.where(torch.isfinite(x), out, x)
+
+
 # --- activations -------------------------------------------------------------
 
 
@@ -297,6 +327,7 @@ __all__ = [
     "QuantizationError",
     "quantize_tensor",
     "dequantize",
+    "round_mantissa",
     "calibrate_activations",
     "install_activation_quant",
 ]

@@ -56,7 +56,7 @@ from ..core.pipeline import (
 from ..core.prune import PRUNERS, _keep_mask, apply_masks_
 from ..core.quantize import calibrate_activations, quantize_tensor
 from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, get_record, materialize
-from ..core.steps import calibrate_step_, quantize_step_, repair_step_
+from ..core.steps import calibrate_step_, layer_settings, quantize_step_, repair_step_
 from ..io import diskcache
 from .baseline import accuracy, recalibrate_bn_
 from .loop import TrainingCancelled, TrainProgress, fit, steps_per_epoch
@@ -175,21 +175,23 @@ def prune_schedule(target: float, steps: int) -> list[float]:
 def nested_masks(
     weights: dict[str, torch.Tensor],
     previous: dict[str, torch.Tensor] | None,
-    rate: float,
+    rate: float | dict[str, float],
     method: str,
     scope: str,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Keep-masks at ``rate`` that never revive a weight ``previous`` pruned.
 
-    Without ``previous`` they equal ``prune.unstructured_masks`` (same scores, same ties).
+    ``rate`` may differ per layer (a dict, scope "layer"). Without ``previous`` they
+    equal ``prune.unstructured_masks`` (same scores, same ties).
     """
     generator = torch.Generator().manual_seed(seed)
     scores = {n: PRUNERS[method].score(w.detach(), generator) for n, w in weights.items()}
     if previous:  # scores are >= 0: pruned weights rank below every kept one
         scores = {n: s.masked_fill(~previous[n], -1.0) for n, s in scores.items()}
     if scope == "layer":
-        return {n: _keep_mask(s, rate) for n, s in scores.items()}
+        rates = rate if isinstance(rate, dict) else dict.fromkeys(scores, rate)
+        return {n: _keep_mask(s, rates[n]) for n, s in scores.items()}
     keep = _keep_mask(torch.cat([s.reshape(-1) for s in scores.values()]), rate)
     parts = keep.split([s.numel() for s in scores.values()])
     return {n: p.view_as(s) for (n, s), p in zip(scores.items(), parts, strict=True)}
@@ -392,11 +394,16 @@ def _reapply(originals: dict[str, nn.Parameter], masks: dict[str, torch.Tensor])
             originals[name].masked_fill_(~mask, 0.0)
 
 
-def _retrain_masked_(model, record, names, data, config, ft, tracker) -> None:
-    """Prune the named layers (in ``ft.prune_steps`` steps) and retrain with masks held."""
+def _retrain_masked_(model, record, targets, data, config, ft, tracker) -> None:
+    """Prune the layers of ``targets`` (name -> rate, in ``ft.prune_steps`` steps) and
+    retrain with masks held. Scope "global" ranks all layers at ``config.prune_rate``."""
     modules = dict(model.named_modules())
-    rates = prune_schedule(config.prune_rate, ft.prune_steps)
-    weights = {n: modules[n].weight for n in names}
+    weights = {n: modules[n].weight for n in targets}
+    if config.scope == "global":
+        rates = prune_schedule(config.prune_rate, ft.prune_steps)
+    else:  # step k takes every layer the same share of the way to its own target
+        steps = {n: prune_schedule(r, ft.prune_steps) for n, r in targets.items()}
+        rates = [{n: s[k] for n, s in steps.items()} for k in range(ft.prune_steps)]
     masks = nested_masks(weights, None, rates[0], config.prune_method, config.scope, config.seed)
     apply_masks_(model, masks)
     record.layers = {n: LayerRecord(mask=m) for n, m in masks.items()}
@@ -443,11 +450,16 @@ def retrain_masked_(model, masks, data, ft, tracker, before_step=None) -> None:
     apply_masks_(model, masks)  # +0.0 everywhere pruned
 
 
-def prune_phase(base, data, config, ft, tracker) -> nn.Module:
-    """A float copy of ``base``: pruned as ``config`` says and retrained for ``ft.epochs``."""
+def prune_phase(base, data, config, ft, tracker, overrides=None) -> nn.Module:
+    """A float copy of ``base``: pruned as ``config`` says and retrained for ``ft.epochs``.
+
+    ``overrides`` (name glob -> {"prune_rate": r}, as ``compress`` takes them, scope
+    "layer") gives layers their own target rates; iterative pruning takes every layer
+    the same share of the way to its target at each step.
+    """
     from ..core.pipeline import compress
 
-    if config.prune_rate == 0 or config.structured:
+    if config.structured or (config.prune_rate == 0 and not overrides):
         model = compress(base, config)  # channels physically removed: nothing to hold
         if config.prune_rate > 0 and ft.epochs:
             _fit(model, list(model.parameters()), data, ft.epochs, ft, "prune", tracker)
@@ -456,8 +468,9 @@ def prune_phase(base, data, config, ft, tracker) -> nn.Module:
     names, skipped = select_layers(model, config)
     record = CompressionRecord(config=config, skipped=skipped)
     setattr(model, RECORD_ATTR, record)
-    if names:
-        _retrain_masked_(model, record, names, data, config, ft, tracker)
+    targets = {n: s.prune_rate for n, s in layer_settings(names, config, overrides).items()}
+    if targets:
+        _retrain_masked_(model, record, targets, data, config, ft, tracker)
     empty = [n for n, layer in record.layers.items() if not layer.mask.any()]
     if empty:
         record.warnings.append(

@@ -14,6 +14,11 @@ codebook of the component means, so the result is an ordinary compressed model
 ``get_soft_sharing`` remembers finished runs in the disk cache (``io/diskcache.py``),
 so the dashboard and the CLI train each (base weights, data set, settings) once.
 
+Started from a pruned model (``prune_phase``'s float copy with its masks in the
+record), it holds those masks: pruned weights stay zero and out of the prior, and
+only the kept weights are clustered (prune, then share; the zero component may
+prune more).
+
 Example:
     >>> small = soft_weight_sharing(base, data, SoftSharingConfig(epochs=4))
     >>> artifact_size(small).artifact_bytes
@@ -39,9 +44,18 @@ from torch import nn
 from ..core.config import CompressionConfig, ConfigError
 from ..core.layers import weight_layers
 from ..core.pipeline import Result, base_hash, evaluate_compressed
-from ..core.record import RECORD_ATTR, CompressionRecord, LayerRecord, QuantState, materialize
+from ..core.prune import apply_masks_
+from ..core.record import (
+    RECORD_ATTR,
+    CompressionRecord,
+    LayerRecord,
+    QuantState,
+    get_record,
+    materialize,
+)
 from ..format.artifact import export, load_compressed
 from ..io import diskcache
+from .finetune import _Masked, _parametrized, _reapply
 from .loop import TrainProgress, fit
 
 CACHE_VERSION = 1  # bump when a change to the method makes cached runs wrong
@@ -128,45 +142,80 @@ def soft_weight_sharing(
 ) -> nn.Module:
     """A compressed copy of ``base`` trained under the mixture prior, then snapped to it.
 
-    ``progress`` gets the running loss every few steps and at each epoch's end;
-    ``should_stop()`` returning True raises ``TrainingCancelled`` at the next step.
+    ``base`` may be pruned (float weights with masks in its record): the masks are
+    held and only kept weights join the prior. ``progress`` gets the running loss
+    every few steps and at each epoch's end; ``should_stop()`` returning True raises
+    ``TrainingCancelled`` at the next step.
+
+    Example:
+        >>> pruned = prune_phase(base, data, config, FinetuneConfig(epochs=4), tracker)
+        >>> small = soft_weight_sharing(pruned, data, SoftSharingConfig(zero_mix=0.3))
     """
     model = copy.deepcopy(base)
     layers = weight_layers(model)
-    weights = [m.weight for m in layers.values()]
-    prior = _Prior(
-        torch.cat([w.detach().reshape(-1) for w in weights]), cfg.components, cfg.zero_mix
-    )
-    opt = torch.optim.Adam(
-        [
-            {"params": model.parameters(), "lr": cfg.lr},
-            {"params": prior.parameters(), "lr": cfg.prior_lr},
-        ]
-    )
-    n = len(data.train_y)
+    masks = _masks_of(model)
+    kept = {n: _kept(m.weight, masks.get(n)) for n, m in layers.items()}
+    with _parametrized(model, {n: _Masked(m) for n, m in masks.items()}) as originals:
 
-    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        flat = torch.cat([w.reshape(-1) for w in weights])
-        return F.cross_entropy(logits, y) + cfg.tau * prior.nll(flat) / n
+        def flat() -> torch.Tensor:  # the kept weights, as the forward sees them
+            return torch.cat([m.weight.reshape(-1)[kept[n]] for n, m in layers.items()])
 
-    fit(
-        model,
-        data,
-        epochs=cfg.epochs,
-        optimizer=opt,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        loss_fn=loss_fn,
-        batch_size=cfg.batch_size,
-        progress=progress,
-        after_epoch=progress,
-        should_stop=should_stop,
-    )
-    return _snap(model, layers, prior, cfg)
+        prior = _Prior(flat().detach(), cfg.components, cfg.zero_mix)
+        opt = torch.optim.Adam(
+            [
+                {"params": model.parameters(), "lr": cfg.lr},
+                {"params": prior.parameters(), "lr": cfg.prior_lr},
+            ]
+        )
+        n = len(data.train_y)
+
+        def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits, y) + cfg.tau * prior.nll(flat()) / n
+
+        fit(
+            model,
+            data,
+            epochs=cfg.epochs,
+            optimizer=opt,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            loss_fn=loss_fn,
+            batch_size=cfg.batch_size,
+            after_step=lambda: _reapply(originals, masks),
+            progress=progress,
+            after_epoch=progress,
+            should_stop=should_stop,
+        )
+    apply_masks_(model, masks)
+    return _snap(model, layers, prior, cfg, masks)
+
+
+def _masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The pruning masks a float model's record holds; quantized layers are refused."""
+    record = get_record(model)
+    if record is None:
+        return {}
+    if record.structured or any(layer.quant is not None for layer in record.layers.values()):
+        raise ConfigError(
+            "soft weight-sharing starts from float weights, dense or pruned per weight; "
+            "this model is already quantized or has channels removed"
+        )
+    return {n: layer.mask for n, layer in record.layers.items() if layer.mask is not None}
+
+
+def _kept(weight: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Flat positions of the kept weights (all of them without a mask)."""
+    if mask is None:
+        return torch.arange(weight.numel())
+    return mask.reshape(-1).nonzero().view(-1)
 
 
 @torch.no_grad()
-def _snap(model: nn.Module, layers: dict, prior: _Prior, cfg: SoftSharingConfig) -> nn.Module:
-    """Each weight to its most responsible component: 0 is pruned, the rest share a codebook."""
+def _snap(
+    model: nn.Module, layers: dict, prior: _Prior, cfg: SoftSharingConfig, masks=None
+) -> nn.Module:
+    """Each weight to its most responsible component: 0 is pruned, the rest share a codebook.
+
+    A weight its mask pruned stays pruned."""
     bits = max(1, math.ceil(math.log2(cfg.components)))
     codebook = torch.zeros(1, 2**bits)
     codebook[0, : cfg.components] = prior.means.detach()
@@ -175,6 +224,9 @@ def _snap(model: nn.Module, layers: dict, prior: _Prior, cfg: SoftSharingConfig)
         w = module.weight
         component = prior.log_joint(w.reshape(-1)).argmax(dim=1)
         mask = component > 0
+        if masks and name in masks:
+            mask &= masks[name].reshape(-1)
+            component = torch.where(mask, component, 0)
         codes = component[mask] - 1
         quant = QuantState("codebook", bits, codes, torch.zeros_like(codes), codebook=codebook)
         layer = LayerRecord(mask.reshape(w.shape), quant)
