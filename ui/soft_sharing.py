@@ -9,8 +9,6 @@ shows them again without training.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
@@ -57,8 +55,7 @@ def tab(p, base, data) -> None:
     except ConfigError as e:
         st.error(t("explore.cannot_apply", error=plain(e)))
         return
-    bits = max(1, math.ceil(math.log2(cfg.components)))
-    st.caption(t("sws.codes", components=cfg.components, bits=bits))
+    st.caption(t("sws.codes", components=cfg.components, bits=cfg.code_bits))
     go = st.button(t("sws.run"), key="sws_run", type="primary")
     stopped_note()
     rows = st.session_state.setdefault("sws_rows", {})  # every run shown this session

@@ -82,6 +82,11 @@ class SoftSharingConfig:
         if not (0.0 < self.zero_mix < 1.0 and self.tau >= 0 and self.lr > 0):
             raise ConfigError("zero_mix must be in (0, 1), tau >= 0 and lr > 0")
 
+    @property
+    def code_bits(self) -> int:
+        """Bits of a kept weight's code: ceil(log2(components)), at least 1."""
+        return max(1, math.ceil(math.log2(self.components)))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
