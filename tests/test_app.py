@@ -170,8 +170,9 @@ def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(
     table = next(d.value for d in at.dataframe if "encoding" in d.value.columns)
     assert table["encoding"].tolist() == [row["encoding"] for row in expected.layers]
     pruned = {e.split(" ")[0] for e in table[table["skipped"] == ""]["encoding"]}
-    if quant == "kmeans":  # no zero level: an index, and the note says why it costs bytes
-        assert len(notes) == 1 and pruned <= {"bitmask", "relative"}
+    if quant == "kmeans":  # no zero level: an index (or the positions as an extra code, which
+        # carries the same information), and the note says why it costs bytes
+        assert len(notes) == 1 and pruned <= {"bitmask", "relative", "pruned"}
     else:  # uniform codes store light pruning as the zero code: no index, no note
         assert not notes and "zero" in pruned
 

@@ -1,9 +1,7 @@
 """The artifact: bit-exact round trips, exact sizes, position encodings, corruption, layout."""
 
-import json
 import os
 import struct
-import zlib
 from dataclasses import replace
 from math import ceil
 
@@ -22,6 +20,7 @@ from compress_core.core.record import (
     materialize,
 )
 from compress_core.format import artifact as art
+from compress_core.format import header as header_codec
 from compress_core.format import streams
 from compress_core.format.artifact import ArtifactError, artifact_size, export, load_compressed
 from compress_core.io.models import build_model
@@ -297,8 +296,9 @@ def test_entropy_coding_is_used_only_when_smaller():
     model = _hand_model(4, "affine", True, 0.9, seed=3)
     rows = {r["name"]: r for r in artifact_size(model).layers}
     plain = {r["name"]: r for r in artifact_size(model, coded=False).layers}
+    back = get_record(load_compressed(export(model)))  # kept and not coded as the zero point
     for name in ("fc1", "fc2"):
-        row, mask = rows[f"{name}.weight"], get_record(model).layers[name].mask
+        row, mask = rows[f"{name}.weight"], back.layers[name].mask
         # Uniformly random codes: no entropy coder wins, so they stay packed at 4 bits.
         assert row["value_encoding"] == "fixed"
         assert row["value_bytes"] == ceil(int(mask.sum()) * 4 / 8)
@@ -354,13 +354,17 @@ def blob() -> bytes:
     return export(_hand_model(4, "affine", True, 0.9, huffman=True))
 
 
+def _split(blob: bytes) -> tuple[dict, int]:
+    """The artifact's header JSON and where its payload starts."""
+    _, header, end = header_codec.unpack(blob, art.READS)
+    return header, end
+
+
 def _rewrite(blob: bytes, edit) -> bytes:
     """The artifact with its header JSON edited by ``edit`` (payload unchanged)."""
-    length = struct.unpack_from("<I", blob, 5)[0]
-    header = json.loads(zlib.decompress(blob[9 : 9 + length]))
+    header, end = _split(blob)
     edit(header)
-    packed = zlib.compress(json.dumps(header).encode())
-    return blob[:5] + struct.pack("<I", len(packed)) + packed + blob[9 + length :]
+    return header_codec.pack(header, blob[4]) + blob[end:]
 
 
 def _set(path, value):
@@ -403,7 +407,7 @@ def test_malformed_headers_raise_artifact_error(blob, edit):
 
 
 def test_truncated_empty_and_foreign_bytes_raise_artifact_error(blob):
-    header_end = 9 + struct.unpack_from("<I", blob, 5)[0]
+    header_end = _split(blob)[1]
     cuts = {0, 1, 4, 5, 8, 9, header_end - 1, header_end, header_end + 1, len(blob) - 1}
     cuts |= set(range(0, len(blob), 97))
     bad = [blob[:n] for n in sorted(cuts)]
@@ -455,14 +459,16 @@ def test_tiny_artifact_layout_is_pinned():
     bias = struct.pack("<2f", 1.0, -2.0)
     payload = index + params + values + bias
 
-    magic, version, length = struct.unpack_from("<4sBI", blob)
-    assert (magic, version) == (b"SLIM", 3)
-    assert blob[9 + length :] == payload
-    assert len(blob) == 9 + length + 18
-    header = json.loads(zlib.decompress(blob[9 : 9 + length]))
-    # Too small for lzma or ANS to win: stored as is, and flags that are 0 are left out.
+    assert (blob[:4], blob[4]) == (b"SLIM", 4)
+    header, end = _split(blob)
+    length, start = header_codec.read_varint(blob, 5)
+    assert start == 6 and end == 6 + length  # a one-byte varint length
+    assert blob[end:] == payload
+    assert len(blob) == end + 18
+    # Too small for lzma or ANS to win: stored as is, and flags that are 0 are left out; the
+    # kept count (4) is not stored: the index says it.
     weight = {"name": "weight", "shape": [2, 16], "dtype": "float32", "enc": "layer"}
-    weight |= {"pos": "relative", "b": 4, "ni": 5, "n": 4, "len": [3, 5, 2]}
+    weight |= {"pos": "relative", "b": 4, "ni": 5, "len": [3, 5, 2]}
     weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3}
     raw = {"name": "bias", "shape": [2], "dtype": "float32", "enc": "raw", "len": [0, 0, 8]}
     assert header == {
@@ -504,11 +510,10 @@ def test_tiny_zero_level_layout_is_pinned():
 
     values = int("111" * 5 + "010" + "111" * 26, 2).to_bytes(12, "big")  # no index at all
     params = struct.pack("<f", 0.5) + bytes([2])
-    length = struct.unpack_from("<I", blob, 5)[0]
-    assert blob[9 + length :] == params + values
-    header = json.loads(zlib.decompress(blob[9 : 9 + length]))
+    header, end = _split(blob)
+    assert blob[end:] == params + values
     weight = {"name": "weight", "shape": [2, 16], "dtype": "float32", "enc": "layer"}
-    weight |= {"pos": "zero", "n": 31, "len": [0, 5, 12]}
+    weight |= {"pos": "zero", "len": [0, 5, 12]}
     weight |= {"scheme": "affine", "ng": 1, "zp": "uint8", "bits": 3}
     assert header["tensors"] == [weight]
     back = load_compressed(blob, model=nn.Linear(16, 2, bias=False))
@@ -519,8 +524,9 @@ def test_tiny_zero_level_layout_is_pinned():
 
 @pytest.mark.parametrize(
     "path, value",
-    [(("tensors", 0, "n"), 30), (("tensors", 0, "eg"), 1), (("tensors", 0, "scheme"), "codebook")]
-    + [(("tensors", 0, "ng"), 2), (("tensors", 0, "bits"), 2), (("tensors", 0, "len"), [1, 5, 11])],
+    [(("tensors", 0, "n"), 30), (("tensors", 0, "n"), 32), (("tensors", 0, "eg"), 1)]
+    + [(("tensors", 0, "scheme"), "codebook"), (("tensors", 0, "ng"), 2)]
+    + [(("tensors", 0, "bits"), 2), (("tensors", 0, "len"), [1, 5, 11])],
 )
 def test_a_zero_level_entry_that_disagrees_with_its_data_is_refused(path, value):
     blob = export(_zero_level_layer(), coded=False)

@@ -1,27 +1,39 @@
 """The compressed artifact: the bytes a compressed model really takes, and reading them back.
 
-Layout (integers little-endian)::
+Layout (integers little-endian; ``header.py``)::
 
-    b"SLIM" | version: u8 | header length: u32 | header: zlib(JSON) | payload
+    b"SLIM" | version: u8 | header length: varint | header: deflate(JSON) | payload
 
 The header holds the model spec, the config, the structured plan, the
 activation ranges and one entry per ``state_dict`` tensor, in order. Each
 entry owns three payload segments, back to back in entry order: ``index``
 (where the kept weights are), ``params`` (scales, zero points, codebook) and
 ``values`` (codes or raw values). ``entry["len"]`` gives their byte lengths;
-offsets are their running sum, so they can never overlap or leave gaps.
+offsets are their running sum, so they can never overlap or leave gaps. When
+the header has ``solid`` ([method, length, inflated length]), the payload starts
+with one shared block holding every compressed layer (entries ``dump``) in the
+plain dump's layout (``plain.py``; a ``dump`` entry with positions ``zero`` holds
+every weight's code instead of a mask and the kept codes); that block is used when
+it is smaller than those layers coded one by one, and one of the blocks tried is
+the plain lzma/zlib dump's own stream, so the compressed layers are never larger
+than their dump (``_shared_block``).
 
-A weight with a ``LayerRecord`` stores its kept positions the cheapest of
-three ways: ``none`` (nothing pruned), ``bitmask`` (one bit per weight) or
-``relative`` (Deep Compression: the gap before each kept weight in ``b`` bits,
-``2**b - 1`` meaning "skip that many, no weight here", ``b`` = 1..8 chosen per
-layer). Codes and indexes take the smallest exact coding of each stream: packed
-at exactly ``bits`` bits, canonical Huffman (code lengths stored, 5 bits per
-symbol) or ANS (``entropy.py``); ``export(..., coded=False)`` keeps them at
-fixed width. Scales and codebooks are
-float32, zero points the smallest integer type that holds them. Every other
-tensor is stored raw at its own dtype (host byte order, little-endian in
-practice).
+A pruned affine weight whose kept weights include some coded as their zero point
+is written with those counted as pruned (``_normalized``): the same weights, bit
+for bit, read back with that smaller mask.
+
+A weight with a ``LayerRecord`` stores its kept positions the cheapest way:
+``none`` (nothing pruned), ``bitmask`` (one bit per weight), ``relative`` (Deep
+Compression: the gap before each kept weight in ``b`` bits, ``2**b - 1`` meaning
+"skip that many, no weight here", ``b`` = 1..8 chosen per layer), or with no index
+at all: ``zero`` (affine codes, pruned weights as the zero code) or ``code`` (pruned
+weights as the extra code ``2**bits``). Codes and indexes take the smallest exact
+coding of each stream: packed at exactly ``bits`` bits, canonical Huffman (code
+lengths stored, 5 bits per symbol) or ANS (``entropy.py``); ``export(...,
+coded=False)`` keeps them at fixed width (and never uses the shared block).
+Scales and codebooks are float32, zero points the smallest integer type that
+holds them; floats are stored raw or LZMA-compressed (``squeeze.py``), at their
+own dtype (host byte order, little-endian in practice).
 
 Example:
     >>> blob = export(compressed, "lenet5.slim")
@@ -34,10 +46,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
-import struct
-import zlib
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -60,6 +69,8 @@ from ..core.record import (
     materialize,
 )
 from ..io.paths import write_atomic
+from . import entropy, plain
+from . import header as header_codec
 from .squeeze import squeeze, unsqueeze
 from .streams import (
     Option,
@@ -69,16 +80,18 @@ from .streams import (
     decode_positions,
     label,
     position_options,
+    pruned_code_options,
     read_stream,
 )
 
-MAGIC = b"SLIM"
-VERSION = 3  # 3 adds positions "zero" (pruned weights as the zero code, no index)
-READS = (1, 2, 3)  # format versions load_compressed reads; 1 and 2 are subsets of 3's encodings
-_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+MAGIC = header_codec.MAGIC
+# 3 adds positions "zero" (pruned weights as the zero code, no index); 4 a varint header
+# length and a deflated header against a preset dictionary, the shared block of compressed
+# layers ("solid", entries "dump"), positions "code", and no kept counts ("n": derived).
+VERSION = 4
+READS = (1, 2, 3, 4)  # format versions load_compressed reads; 1 to 3 are subsets of 4
 _FLAGS = ("ch", "ca", "ih", "ia", "eg", "zq", "zv")  # coding flags, left out when 0
 _SQUEEZED = ("raw", "lzma", "lzma planes")  # float segments, by squeeze method
-MAX_HEADER = 64 << 20  # refuse headers that inflate beyond this (a zip bomb)
 _DTYPES = {
     str(t).removeprefix("torch."): t
     for t in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64)
@@ -104,7 +117,7 @@ class Size:
     nonzero_params: int  # parameters that are not exactly zero
     dense_bytes: int  # total_params * 4: the model in fp32
     artifact_bytes: int  # len(export(model)), exactly
-    header_bytes: int  # magic, version, length and the compressed JSON header
+    header_bytes: int  # magic, version, length and the deflated JSON header
     layers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +134,19 @@ class _Part:
     bits: int
     nonzero: int
     how: dict[str, str]  # segment -> how it is coded: {"index": "relative b=8 ans", ...}
+    # Bytes of index, params and values where they are an attribution, not the segments:
+    # a layer in the shared block (no segments of its own), positions "code" (see _code_share).
+    shares: tuple[int, int, int] | None = None
+    in_block: bool = False  # in the shared block
+    written: LayerRecord | None = None  # the record the segments hold (see _normalized)
+    dense: np.ndarray | None = None  # every weight's code, where positions "zero" can be
+
+    def sizes(self) -> tuple[int, int, int]:
+        """Bytes of index, params and values (attributed ones where ``shares`` says)."""
+        return self.shares if self.shares is not None else tuple(len(s) for s in self.segments)
 
     def row(self) -> dict[str, Any]:
-        index, params, values = (len(s) for s in self.segments)
+        index, params, values = self.sizes()
         return {
             "name": self.entry["name"],
             "numel": prod(self.entry["shape"]),
@@ -209,7 +232,7 @@ def artifact_breakdown(model: nn.Module, *, coded: bool = True) -> dict[str, int
     out = dict.fromkeys(COMPONENTS, 0)
     out["header"] = header_bytes
     for part in parts:
-        index, params, values = (len(s) for s in part.segments)
+        index, params, values = part.sizes()
         quantized = part.entry.get("scheme") in ("affine", "codebook")
         out["positions"] += index
         out["scales_codebooks"] += params
@@ -264,13 +287,98 @@ def _encode(model: nn.Module, coded: bool = True) -> tuple[bytes, list[_Part], i
         "config": None if record is None else _changed(record.config),
         "structured": [] if record is None else _plain(record.structured),
         "activations": {} if record is None else _plain(record.activations),
-        "tensors": [_slim_entry(p.entry, spec is not None) for p in parts],
     }
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    packed = zlib.compress(text, 9)
-    prefix = _PREFIX.pack(MAGIC, VERSION, len(packed))
-    blob = b"".join([prefix, packed, *(s for p in parts for s in p.segments)])
-    return blob, parts, len(prefix) + len(packed)
+    block = _shared_block(parts, state, layers) if coded else None
+    if block is not None:
+        header["solid"] = [block.method, len(block.data), block.size]
+    header["tensors"] = [_slim_entry(p.entry, spec is not None) for p in parts]
+    head = header_codec.pack(header, VERSION)
+    payload = [] if block is None else [block.data]
+    payload += [s for p in parts if not p.in_block for s in p.segments]
+    return b"".join([head, *payload]), parts, len(head)
+
+
+@dataclass
+class _Block:
+    """The shared block: every compressed layer in the plain dump's layout, compressed."""
+
+    method: int  # plain.METHODS
+    data: bytes
+    size: int  # inflated
+
+
+def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | None:
+    """The compressed layers as one block (``plain.py``) when that is smaller than their
+    parts coded one by one; their parts are then replaced by ``dump`` entries.
+
+    Up to three blocks are tried, each only when its bytes differ from the ones before:
+    the records as given, in the plain dump's layout, which is the dump's own compressed
+    stream without its container, so the compressed layers are never larger than their
+    plain lzma/zlib dump; the records as the parts wrote them (``_normalized``); and those
+    with every layer that can take positions ``zero`` in the zero-level layout (no mask),
+    so light pruning costs a shared block no index either.
+    """
+    at = [i for i, p in enumerate(parts) if p.entry["name"] in layers]
+    if not at:
+        return None
+    names = [parts[i].entry["name"] for i in at]
+    given = [(layers[k], None) for k in names]
+    written = [(parts[i].written, None) for i in at]
+    zero = [(parts[i].written, parts[i].dense) for i in at]
+    variants = [given]
+    if any(w is not g for (w, _), (g, _) in zip(written, given, strict=True)):
+        variants.append(written)
+    if any(d is not None for _, d in zero):
+        variants.append(zero)
+    best, size = None, sum(sum(parts[i].sizes()) for i in at)
+    for records in variants:
+        pairs = zip(names, records, strict=True)
+        dump = b"".join(plain.layer_bytes(_numpy(state[k]), r, d) for k, (r, d) in pairs)
+        method, data = plain.solid(dump)
+        if len(data) < size:
+            best, size = (records, _Block(method, data, len(dump))), len(data)
+    if best is None:
+        return None
+    records, block = best
+    shares = _attribute(len(block.data), [parts[i].sizes() for i in at])
+    for i, (record, dense), share in zip(at, records, shares, strict=True):
+        parts[i] = _shared_part(parts[i], record, dense is not None, share, block.method)
+    return block
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _attribute(total: int, weights: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """``total`` bytes split in proportion to ``weights`` (largest remainder, exact sum).
+
+    The shared block's bytes go to each layer's index, params and values in proportion to
+    what they take coded one by one: an attribution, not a measurement, but the layers'
+    rows still sum to the block exactly.
+    """
+    flat = [w for ws in weights for w in ws]
+    whole = sum(flat)
+    share = [total * w // whole for w in flat]
+    order = sorted(range(len(flat)), key=lambda k: -(total * flat[k] % whole))
+    for k in order[: total - sum(share)]:
+        share[k] += 1
+    width = len(weights[0])
+    return [tuple(share[j : j + width]) for j in range(0, len(share), width)]
+
+
+def _shared_part(part: _Part, layer: LayerRecord, zero: bool, share: tuple, method: int) -> _Part:
+    fields = plain.entry_fields(layer, zero)
+    entry = {k: part.entry[k] for k in ("name", "shape", "dtype")} | fields
+    method = plain.METHODS[method]
+    index = {"none": "dense", "bitmask": "bitmask", "zero": "zero level"}[fields["pos"]]
+    index = f"{index}, shared {method}"
+    how = {"index": index, "values": f"shared {method}"}
+    what = "float32" if layer.quant is None else f"{layer.quant.bits}-bit {layer.quant.scheme}"
+    if layer.quant is not None:
+        how["params"] = f"shared {method}"
+    text = f"{index} · {what}"
+    return _Part(entry, (b"", b"", b""), text, part.bits, part.nonzero, how, share, True)
 
 
 def _slim_entry(entry: dict, has_spec: bool) -> dict:
@@ -349,18 +457,25 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bo
     _check_layer(name, w, layer, kept)
     entry = {"name": name, "shape": list(w.shape), "dtype": "float32", "enc": "layer"}
     q = layer.quant
+    written = layer
     if q is None:
         where = cheapest(position_options(mask, kept, coded))
         method, values = squeeze(w.reshape(-1).numpy()[kept].tobytes(), 4)
         params, bits, what = b"", 32, "float32"
-        entry.update(where.fields, n=len(kept), scheme="float", zv=method)
+        entry.update(where.fields, scheme="float", zv=method)
         how = {"values": _SQUEEZED[method]}
     else:
         shape = tuple(w.shape)
+        written = _normalized(w, mask, kept, q) or layer
+        if written is not layer:
+            mask = written.mask.reshape(-1).numpy()
+            kept, q = np.flatnonzero(mask), written.quant
         choices = [_quant_choice(mask, kept, q, shape, coded)]
-        choices += _zero_level(w, mask, kept, q, coded)
-        where, fields, params, codes, n = min(choices, key=_choice_bytes)  # the first smallest
-        entry.update(where.fields, n=n, **fields, bits=q.bits, **codes.fields)
+        dense = _zero_codes(mask, kept, q, shape)
+        choices += _zero_level(dense, q, shape, coded)
+        choices += _pruned_code(mask, kept, q, shape, coded)
+        where, fields, params, codes = min(choices, key=_choice_bytes)  # the first smallest
+        entry.update(where.fields, **fields, bits=q.bits, **codes.fields)
         values, bits = codes.make(), q.bits
         code_label = label(codes.fields, "ch ca")
         what = f"{q.bits}-bit {q.scheme} {code_label}"
@@ -369,14 +484,19 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bo
     how["index"] = _position_label(where.fields)
     entry["len"] = [len(index), len(params), len(values)]
     text = how["index"] + " · " + what
-    return _Part(entry, (index, params, values), text, bits, _nonzero(w), how)
+    part = _Part(entry, (index, params, values), text, bits, _nonzero(w), how)
+    if where.fields["pos"] == "code":
+        part.shares = _code_share(mask, q.codes.numpy(), len(values), len(params))
+    part.written = written
+    part.dense = None if q is None else dense
+    return part
 
 
-_Choice = tuple[Option, dict, bytes, Option, int]  # positions, param fields, params, codes, n
+_Choice = tuple[Option, dict, bytes, Option]  # positions, param fields, params, codes
 
 
 def _choice_bytes(choice: _Choice) -> int:
-    where, _, params, codes, _ = choice
+    where, _, params, codes = choice
     return where.nbytes + len(params) + codes.nbytes
 
 
@@ -387,7 +507,40 @@ def _quant_choice(
     where = cheapest(position_options(mask, kept, coded))
     fields, params = _encode_params(q, kept, shape)
     codes = cheapest(code_options(q.codes.numpy(), q.bits, coded))
-    return where, fields, params, codes, len(kept)
+    return where, fields, params, codes
+
+
+_PRUNED_CODE = Option({"pos": "code"}, 0, 0, lambda: b"")
+
+
+def _code_share(
+    mask: np.ndarray, codes: np.ndarray, values: int, params: int
+) -> tuple[int, int, int]:
+    """Positions ``code`` keep the index inside the code stream; in the byte breakdown it
+    gets the stream's share that the mask's information has: by the chain rule, the
+    stream's order-0 information is H(mask) + H(codes of the kept weights)."""
+    where = entropy.entropy_bits(mask.astype(np.int64))
+    what = entropy.entropy_bits(codes)
+    index = round(values * where / (where + what)) if where + what > 0 else 0
+    return index, params, values - index
+
+
+def _pruned_code(
+    mask: np.ndarray | None, kept: np.ndarray, q: QuantState, shape: tuple, coded: bool
+) -> list[_Choice]:
+    """For a pruned quantized weight: positions ``code``, every weight's code in one
+    entropy-coded stream with the pruned ones as the extra code ``2**bits``, no index.
+
+    The mask and codes read back exactly as they are (unlike ``zero``), so it serves
+    k-means codebooks, which have no exact zero level. Its order-0 cost equals that of
+    an entropy-coded bitmask plus the codes (the chain rule); it saves one table and
+    the index's coding overhead.
+    """
+    if not coded or mask is None or len(kept) == len(mask):
+        return []
+    fields, params = _encode_params(q, kept, shape)
+    codes = cheapest(pruned_code_options(mask, q.codes.numpy(), q.bits))
+    return [(_PRUNED_CODE, fields, params, codes)]
 
 
 def _position_label(fields: dict) -> str:
@@ -395,6 +548,8 @@ def _position_label(fields: dict) -> str:
         return "dense"
     if fields["pos"] == "zero":
         return "zero level"
+    if fields["pos"] == "code":
+        return "pruned code"
     coder = label(fields, "ih ia")
     if fields["pos"] == "bitmask":
         return "bitmask" + ("" if coder == "fixed" else f" {coder}")
@@ -404,46 +559,70 @@ def _position_label(fields: dict) -> str:
 _NO_INDEX = Option({"pos": "zero"}, 0, 0, lambda: b"")
 
 
-def _zero_level(
-    w: torch.Tensor, mask: np.ndarray | None, kept: np.ndarray, q: QuantState, coded: bool
-) -> list[_Choice]:
-    """For a pruned affine weight: positions ``zero`` and, where it differs, the index of
-    the weights that are kept and not coded as zero.
+def _normalized(
+    w: torch.Tensor, mask: np.ndarray | None, kept: np.ndarray, q: QuantState
+) -> LayerRecord | None:
+    """A pruned affine weight's record with the kept weights coded as their zero point
+    pruned too: the same weights, bit for bit, with a smaller mask. None when nothing
+    changes or it would not be exact (a kept zero-coded weight that is not +0.0, e.g. a
+    negative or NaN scale).
 
-    ``zero`` stores every weight's code in one dense stream, pruned ones as their
-    group's zero code (an affine code that decodes to exactly 0), and no index. The
-    reader takes "code != zero code" as the mask, so a kept weight quantized to zero
-    reads back as pruned: the same weights, bit for bit (checked here). Every group's
-    scale and zero point is stored (the reader needs them before it knows which
-    weights are kept). Offering that smaller mask with an index too makes writing a
-    read-back model give the same bytes. Nothing where some pruned weight's group has
-    no zero code.
+    The writer stores pruned affine weights this way always: every candidate then codes
+    the zero-coded weights once (as pruned) instead of as pruned-or-kept, which never
+    costs more at order 0 (it merges two symbols), and a read-back model (whose mask
+    is already this one) is written to the same bytes.
     """
     if q.scheme != "affine" or mask is None or len(kept) == len(mask):
-        return []
-    numel, shape = len(mask), tuple(w.shape)
-    group_of = _groups(np.arange(numel), shape, _n_groups(q))
+        return None
+    codes = q.codes.numpy()
+    zero_coded = codes == q.zero_point.numpy()[q.groups.numpy()]
+    if not zero_coded.any():
+        return None
+    if w.reshape(-1).numpy()[kept[zero_coded]].view(np.int32).any():
+        return None
+    keep = mask.copy()
+    keep[kept[zero_coded]] = False
+    nonzero = ~zero_coded
+    codes, groups = codes[nonzero], q.groups.numpy()[nonzero]
+    kept_q = dataclasses.replace(q, codes=torch.from_numpy(codes), groups=torch.from_numpy(groups))
+    return LayerRecord(torch.from_numpy(keep).reshape(w.shape), kept_q)
+
+
+def _zero_codes(
+    mask: np.ndarray | None, kept: np.ndarray, q: QuantState, shape: tuple
+) -> np.ndarray | None:
+    """Every weight's code, the pruned ones as their group's zero point, for a pruned
+    affine weight that can be stored so (positions ``zero``); else None.
+
+    The reader takes "code != zero code" as the mask, so no kept weight may be coded as
+    its zero point (``_normalized`` sees to that) and every pruned weight's group needs a
+    zero code in range.
+    """
+    if q.scheme != "affine" or mask is None or len(kept) == len(mask):
+        return None
+    group_of = _groups(np.arange(len(mask)), shape, _n_groups(q))
     if group_of is None:
-        return []
-    zero = q.zero_point.numpy()[group_of]
-    pruned = zero[~mask]
+        return None
+    dense = q.zero_point.numpy()[group_of]
+    pruned = dense[~mask]
     if pruned.min() < 0 or pruned.max() >= 2**q.bits:
+        return None
+    codes = q.codes.numpy()
+    if (codes == dense[kept]).any():
+        return None  # a kept weight coded zero would read back pruned
+    dense[kept] = codes
+    return dense
+
+
+def _zero_level(dense: np.ndarray | None, q: QuantState, shape: tuple, coded: bool) -> list:
+    """Positions ``zero`` (see ``_zero_codes``): the dense codes in one stream, no index.
+    Every group's scale and zero point is stored (the reader needs them before it knows
+    which weights are kept)."""
+    if dense is None:
         return []
-    dense = zero.copy()
-    dense[kept] = q.codes.numpy()
-    keep = dense != zero
-    kept_q = dataclasses.replace(
-        q, codes=torch.from_numpy(dense[keep]), groups=torch.from_numpy(group_of[keep])
-    )
-    back = LayerRecord(torch.from_numpy(keep).reshape(shape), kept_q)
-    if not torch.equal(materialize(w.shape, back, None).view(torch.int32), w.view(torch.int32)):
-        return []  # e.g. a NaN scale: 0 * scale is not 0
-    fields, params = _encode_params(q, np.arange(numel), shape)
+    fields, params = _encode_params(q, np.arange(len(dense)), shape)
     codes = cheapest(code_options(dense, q.bits, coded))
-    choices = [(_NO_INDEX, fields, params, codes, int(keep.sum()))]
-    if keep.sum() < len(kept):
-        choices.insert(0, _quant_choice(keep, np.flatnonzero(keep), kept_q, shape, coded))
-    return choices
+    return [(_NO_INDEX, fields, params, codes)]
 
 
 def _check_layer(name: str, w: torch.Tensor, layer: LayerRecord, kept: np.ndarray) -> None:
@@ -578,13 +757,17 @@ def _load(blob: bytes, architecture: nn.Module | None = None) -> nn.Module:
     _fill_entries(header["tensors"], expected)
     name = header["spec"]["name"] if header["spec"] else type(model).__name__
     _match_tensors(header["tensors"], expected, name)
-    tensors, layers, offset = {}, {}, 0
+    shared, offset = _decode_block(header, payload)
+    tensors, layers = {}, {}
     for entry in header["tensors"]:
-        segments = []
-        for n in entry["len"]:
-            segments.append(payload[offset : offset + n])
-            offset += n
-        tensors[entry["name"]], layer = _decode_entry(entry, segments)
+        if entry["enc"] == "dump":
+            tensors[entry["name"]], layer = shared[entry["name"]]
+        else:
+            segments = []
+            for n in entry["len"]:
+                segments.append(payload[offset : offset + n])
+                offset += n
+            tensors[entry["name"]], layer = _decode_entry(entry, segments)
         if layer is not None:
             layers[_module_name(entry["name"])] = layer
     model.load_state_dict(tensors)
@@ -596,54 +779,70 @@ def _load(blob: bytes, architecture: nn.Module | None = None) -> nn.Module:
     return model
 
 
+def _decode_block(header: dict, payload: bytes) -> tuple[dict, int]:
+    """The layers in the shared block (name -> (weight, record)) and where it ends."""
+    if "solid" not in header:
+        return {}, 0
+    method, length, size = header["solid"]
+    entries = [e for e in header["tensors"] if e["enc"] == "dump"]
+    try:
+        if size > sum(plain.max_bytes(e) for e in entries):
+            raise ValueError(f"it claims {size} bytes, more than its layers can hold")
+        reader = plain.Reader(plain.unsolid(method, payload[:length], size))
+        out = {}
+        for e in entries:
+            weight, layer = reader.layer(e, _groups)
+            if weight is None:
+                weight = materialize(torch.Size(e["shape"]), layer, None)
+            out[e["name"]] = weight, layer
+        reader.done()
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"the shared block of compressed layers is corrupt: {e}") from e
+    return out, length
+
+
 def _parse(blob: bytes) -> tuple[dict, bytes]:
     """The checked header and the payload; raises ArtifactError on any malformation."""
-    if len(blob) < _PREFIX.size:
-        raise ArtifactError(
-            f"not a Slimscope artifact: {len(blob)} bytes, shorter than the {_PREFIX.size}-byte "
-            "prefix"
-        )
-    magic, version, length = _PREFIX.unpack_from(blob)
-    if magic != MAGIC:
-        raise ArtifactError(f"not a Slimscope artifact: starts with {magic!r}, not {MAGIC!r}")
-    if version not in READS:
-        raise ArtifactError(
-            f"artifact format version {version} is not supported (this version reads {READS})"
-        )
-    end = _PREFIX.size + length
-    if end > len(blob):
-        raise ArtifactError(f"artifact is truncated: the header needs {end} bytes, has {len(blob)}")
     try:
-        inflate = zlib.decompressobj()
-        text = inflate.decompress(blob[_PREFIX.size : end], MAX_HEADER)
-        if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
-            raise ValueError("the compressed header is incomplete or has trailing bytes")
-        header = json.loads(text)
-    except (zlib.error, ValueError) as e:
-        raise ArtifactError(f"artifact header is corrupt: {e}") from e
+        version, header, end = header_codec.unpack(blob, READS)
+    except header_codec.HeaderError as e:
+        raise ArtifactError(str(e)) from e
     payload = blob[end:]
-    _check_header(header, len(payload))
+    _check_header(header, len(payload), version)
     return header, payload
 
 
-def _check_header(header: Any, payload_bytes: int) -> None:
+def _check_header(header: Any, payload_bytes: int, version: int) -> None:
     def need(ok: bool, what: str) -> None:
         if not ok:
             raise ArtifactError(f"artifact header is malformed: {what}")
 
     keys = {"spec", "config", "structured", "activations", "tensors"}
-    need(isinstance(header, dict) and set(header) == keys, f"expected the keys {sorted(keys)}")
+    solid = isinstance(header, dict) and "solid" in header and version >= 4
+    need(isinstance(header, dict) and set(header) == keys | ({"solid"} if solid else set()),
+         f"expected the keys {sorted(keys)}")  # fmt: skip
     need(isinstance(header["tensors"], list), "tensors must be a list")
     need(isinstance(header["structured"], list), "structured must be a list")
     need(isinstance(header["activations"], dict), "activations must be a dict")
     need(header["config"] is None or isinstance(header["config"], dict), "config must be a dict")
     total = 0
+    if solid:
+        block = header["solid"]
+        need(_ints(block) and len(block) == 3 and block[0] in plain.METHODS, "bad solid block")
+        total += block[1]
+    shared = 0
     for e in header["tensors"]:
         need(isinstance(e, dict), "a tensor entry is not a dict")
         name, lens = e.get("name", "?"), e.get("len")
-        need(isinstance(name, str) and _ints(lens) and len(lens) == 3, f"{name}: bad len")
+        need(isinstance(name, str), "a tensor name is not text")
+        if solid and e.get("enc") == "dump":
+            need("len" not in e, f"{name}: a layer in the shared block has no segments")
+            shared += 1
+            continue
+        need(_ints(lens) and len(lens) == 3, f"{name}: bad len")
         need(e.get("enc") in ("raw", "layer"), f"{name}: bad encoding")
         total += sum(lens)
+    need(not solid or shared > 0, "a shared block with no layer in it")
     if total != payload_bytes:
         how = "truncated" if total > payload_bytes else "followed by extra bytes"
         raise ArtifactError(f"artifact is {how}: tensors need {total} bytes, has {payload_bytes}")
@@ -770,20 +969,21 @@ def _decode_raw(entry: dict, segments: list[bytes]) -> torch.Tensor:
 
 def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
     index, params, values = segments
-    shape, n = entry["shape"], entry["n"]
+    shape, n = entry["shape"], entry.get("n")  # formats 1-3 store the kept count, 4 derives it
     numel = prod(shape)
-    if entry["dtype"] != "float32" or type(n) is not int or not 0 <= n <= numel:
+    if entry["dtype"] != "float32" or not (n is None or type(n) is int and 0 <= n <= numel):
         raise ArtifactError(f"{entry['name']}: bad kept count or dtype")
     if entry["pos"] == "zero":
         return _decode_zero_level(entry, segments)
+    if entry["pos"] == "code":
+        return _decode_pruned_code(entry, segments)
     mask = decode_positions(entry, index, numel, entry["name"])
     kept = np.arange(numel) if mask is None else np.flatnonzero(mask)
-    if len(kept) != n:
-        raise ArtifactError(f"{entry['name']}: {len(kept)} kept positions, header says {n}")
+    _check_count(entry, len(kept))
     mask_t = None if mask is None else torch.from_numpy(mask).reshape(shape)
     if entry["scheme"] == "float":
         weight = torch.zeros(numel, dtype=torch.float32)
-        weight[torch.from_numpy(kept)] = _floats(entry, values, torch.float32, [n])
+        weight[torch.from_numpy(kept)] = _floats(entry, values, torch.float32, [len(kept)])
         if params:
             raise ArtifactError(f"{entry['name']}: a float layer has no quant params")
         return weight.reshape(shape), LayerRecord(mask_t, None)
@@ -806,22 +1006,48 @@ def _decode_zero_level(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor
     scale, zero_point = _decode_affine(entry, params, n_groups, np.arange(n_groups))
     dense = read_stream(values, entry, "ch ca", bits, numel)
     keep = dense != zero_point.numpy()[group_of]
-    if int(keep.sum()) != entry["n"]:
-        raise ArtifactError(f"{name}: {int(keep.sum())} kept weights, header says {entry['n']}")
+    _check_count(entry, int(keep.sum()))
     codes, groups = torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep])
     q = QuantState("affine", bits, codes, groups, scale=scale, zero_point=zero_point)
     layer = LayerRecord(torch.from_numpy(keep).reshape(shape), q)
     return materialize(torch.Size(shape), layer, None), layer
 
 
-def _decode_quant(entry: dict, params: bytes, values: bytes, kept: np.ndarray) -> QuantState:
+def _check_count(entry: dict, n: int) -> None:
+    if entry.get("n", n) != n:
+        raise ArtifactError(f"{entry['name']}: {n} kept weights, header says {entry['n']}")
+
+
+def _decode_pruned_code(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
+    """Positions ``code``: one stream of every weight's code, ``2**bits`` = pruned."""
+    index, params, values = segments
+    shape, bits, name = entry["shape"], entry["bits"], entry["name"]
+    if index or bits not in range(1, 17):
+        raise ArtifactError(f"{name}: bad pruned-code entry")
+    pruned = 2**bits
+    dense = read_stream(values, entry, "ch ca", bits + 1, prod(shape), pruned + 1)
+    if len(dense) and dense.max() > pruned:
+        raise ArtifactError(f"{name}: a code is out of range")
+    keep = dense != pruned
+    kept = np.flatnonzero(keep)
+    _check_count(entry, len(kept))
+    layer = LayerRecord(torch.from_numpy(keep).reshape(shape), None)
+    layer.quant = _decode_quant(entry, params, values, kept, dense[keep])
+    return materialize(torch.Size(shape), layer, None), layer
+
+
+def _decode_quant(
+    entry: dict, params: bytes, values: bytes, kept: np.ndarray, codes_of: np.ndarray | None = None
+) -> QuantState:
+    """The quant state of the kept weights; their codes from ``values`` unless given."""
     bits, scheme, n_groups = entry["bits"], entry["scheme"], entry["ng"]
     if bits not in range(1, 17) or type(n_groups) is not int or n_groups < 1:
         raise ArtifactError(f"{entry['name']}: bad bits or group count")
     group_of = _groups(kept, tuple(entry["shape"]), n_groups)
     if group_of is None:
         raise ArtifactError(f"{entry['name']}: {n_groups} groups are not per-tensor or -channel")
-    codes_of = read_stream(values, entry, "ch ca", bits, len(kept))
+    if codes_of is None:
+        codes_of = read_stream(values, entry, "ch ca", bits, len(kept))
     codes, groups = torch.from_numpy(codes_of), torch.from_numpy(group_of)
     if scheme == "affine":
         live = np.unique(group_of) if entry.get("eg", 0) else np.arange(n_groups)

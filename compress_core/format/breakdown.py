@@ -3,7 +3,10 @@
 The parts come from ``artifact_size``'s per-tensor rows, so they add up to the artifact's exact
 length (tested). Unlike ``artifact.artifact_breakdown`` (which counts every float tensor as
 one part), this splits the untouched tensors into weights and biases, as the Learn page
-explains them.
+explains them. Compressed layers stored together in the artifact's shared block have no
+bytes of their own: their rows carry the block's bytes split in proportion to what each
+part takes coded alone, so the parts still sum to the file and the compressed layers
+together to the block (``artifact._attribute``).
 
 Example:
     >>> parts = bytes_by_component(compress(base, CompressionConfig(prune_rate=0.5, bits=4)))
@@ -30,7 +33,7 @@ def bytes_by_component(model: nn.Module, *, coded: bool = True) -> dict[str, int
     - codebooks: scales, zero points and k-means codebooks
     - float_weights: weights stored raw (layers left untouched, e.g. the first and last)
     - biases: biases, BatchNorm parameters and statistics, every other raw tensor
-    - header: magic, version and the compressed JSON header
+    - header: magic, version and the deflated JSON header
     """
     size = artifact_size(model, coded=coded)
     parts = dict.fromkeys(COMPONENTS, 0)

@@ -125,10 +125,15 @@ def _huffman_option(
     return [Option({**fields, key: nsym}, size, 8 * size, make)]
 
 
-def read_stream(data: bytes, fields: dict, keys: str, bits: int, count: int) -> np.ndarray:
-    """``count`` symbols of ``bits`` bits, decoded as the header fields say."""
+def read_stream(
+    data: bytes, fields: dict, keys: str, bits: int, count: int, alphabet: int | None = None
+) -> np.ndarray:
+    """``count`` symbols of ``bits`` bits (``alphabet`` of them, 2**bits unless given),
+    decoded as the header fields say. Fixed-width symbols are not checked against
+    ``alphabet``."""
     key_h, key_a = keys.split()
-    nsym, ans, alphabet = fields.get(key_h, 0), fields.get(key_a, 0), 2**bits
+    alphabet = 2**bits if alphabet is None else alphabet
+    nsym, ans = fields.get(key_h, 0), fields.get(key_a, 0)
     if type(nsym) is not int or type(count) is not int or not 0 <= nsym <= alphabet:
         raise StreamError("bad stream header")
     if ans not in (0, 1) or (ans and nsym):
@@ -149,6 +154,17 @@ def code_options(codes: np.ndarray, bits: int, coded: bool = True) -> list[Optio
     """Every way to store the codes of the kept weights (fixed width only unless ``coded``)."""
     freq = np.bincount(codes, minlength=2**bits)
     return stream_options(lambda: codes, freq, bits, {}, "ch ca", coded)
+
+
+def pruned_code_options(mask: np.ndarray, codes: np.ndarray, bits: int) -> list[Option]:
+    """Every weight's code in one stream, a pruned weight as the extra code ``2**bits``:
+    positions ``code``, no index. Entropy coded only (at fixed width it is ``bits + 1``
+    bits a weight, never smaller than a bitmask and the codes)."""
+    dense = np.full(len(mask), 2**bits, dtype=np.int64)
+    dense[mask] = codes
+    freq = np.bincount(dense, minlength=2**bits + 1)
+    options = stream_options(lambda: dense, freq, bits + 1, {}, "ch ca")
+    return [o for o in options if label(o.fields, "ch ca") != "fixed"]
 
 
 def position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool = True) -> list[Option]:
