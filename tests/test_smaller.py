@@ -160,10 +160,11 @@ def test_soft_sharing_from_a_pruned_model_holds_its_masks(digits_mlp):
     config = CompressionConfig(prune_rate=0.8, scope="global", skip_first_last=False)
     pruned = compress(base, config)
     before = {n: layer.mask.clone() for n, layer in get_record(pruned).layers.items()}
-    cfg = SoftSharingConfig(epochs=1, components=7, zero_mix=0.3)
+    cfg = SoftSharingConfig(epochs=1, components=7, zero_mix=0.3, bias_mantissa=7)
     small = soft_weight_sharing(pruned, data, cfg)
     record = get_record(small)
     for name, module in weight_layers(small).items():
+        assert torch.equal(module.bias, round_mantissa(module.bias, 7))
         mask = record.layers[name].mask
         assert not (mask & ~before[name]).any(), name  # nothing pruned comes back
         assert not module.weight.detach()[~before[name]].any()

@@ -45,6 +45,7 @@ from ..core.config import CompressionConfig, ConfigError
 from ..core.layers import weight_layers
 from ..core.pipeline import Result, base_hash, evaluate_compressed
 from ..core.prune import apply_masks_
+from ..core.quantize import round_mantissa
 from ..core.record import (
     RECORD_ATTR,
     CompressionRecord,
@@ -73,6 +74,7 @@ class SoftSharingConfig:
     prior_lr: float = 1e-3  # Adam learning rate of the mixture's parameters
     batch_size: int = 128  # training batch size
     seed: int = 0  # batch order
+    bias_mantissa: int = 23  # mantissa bits kept in the layers' biases (7: bfloat16's)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and 0 <= self.epochs <= 1000):
@@ -81,6 +83,9 @@ class SoftSharingConfig:
             raise ConfigError(f"components must be 1..255; got {self.components!r}")
         if not (0.0 < self.zero_mix < 1.0 and self.tau >= 0 and self.lr > 0):
             raise ConfigError("zero_mix must be in (0, 1), tau >= 0 and lr > 0")
+        m = self.bias_mantissa
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 23:
+            raise ConfigError(f"bias_mantissa must be a whole number from 0 to 23; got {m!r}")
 
     @property
     def code_bits(self) -> int:
@@ -236,6 +241,8 @@ def _snap(
         quant = QuantState("codebook", bits, codes, torch.zeros_like(codes), codebook=codebook)
         layer = LayerRecord(mask.reshape(w.shape), quant)
         w.copy_(materialize(w.shape, layer, None))
+        if module.bias is not None:
+            module.bias.copy_(round_mantissa(module.bias, cfg.bias_mantissa))
         record_layers[name] = layer
         pruned, total = pruned + int((~mask).sum()), total + mask.numel()
     config = CompressionConfig(
