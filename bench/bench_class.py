@@ -198,6 +198,8 @@ def tapped(page, start: float, text: str) -> tuple[float, float]:
     page's first bytes after ``start`` reaching the server's side, and the first server
     bytes after them that carry the metric with ``text``; (nan, nan) when not found."""
     tap, i = page.tap, page.tap_index
+    if tap is None:
+        return float("nan"), float("nan")
     up = next((t for t in list(tap.up[i]) if t > start), None)
     needle = text.encode()
     for t, data in list(tap.down[i]):
