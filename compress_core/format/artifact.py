@@ -316,8 +316,8 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     stream without its container, so the compressed layers are never larger than their
     plain lzma/zlib dump; the records as the parts wrote them (``_normalized``), which are a
     read-back model's given ones, so writing that model gives the same bytes; and those with
-    every layer that can take positions ``zero`` in the zero-level layout (no mask), so
-    light pruning costs a shared block no index either.
+    every layer that can take positions ``zero`` in the zero-level layout (no mask, LZMA
+    only), so light pruning costs a shared block no index either.
     """
     at = [i for i, p in enumerate(parts) if p.entry["name"] in layers]
     if not at:
@@ -335,7 +335,10 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     for records in variants:
         pairs = zip(names, records, strict=True)
         dump = b"".join(plain.layer_bytes(_numpy(state[k]), r, d) for k, (r, d) in pairs)
-        method, data = plain.solid(dump)
+        # Deflate (slow on low-bit codes, and on these sizes rarely smaller than LZMA) where it
+        # is needed: the dump's own pair of streams, for the records as given and as written
+        # (the latter are a read-back model's given ones).
+        method, data = plain.solid(dump, deflate=records is not zero)
         if len(data) < size:
             best, size = (records, _Block(method, data, len(dump))), len(data)
     if best is None:
