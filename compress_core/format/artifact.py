@@ -316,31 +316,35 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     stream without its container, so the compressed layers are never larger than their
     plain lzma/zlib dump; the records as the parts wrote them (``_normalized``), which are a
     read-back model's given ones, so writing that model gives the same bytes; and those with
-    every layer that can take positions ``zero`` in the zero-level layout (no mask, LZMA
-    only), so light pruning costs a shared block no index either.
+    every layer that can take positions ``zero`` in the zero-level layout (no mask), so
+    light pruning costs a shared block no index either. The last is tried (LZMA only) where
+    the block of the written records comes within ``ZERO_TRY`` of the parts: it differs from
+    that block only by trading masks for zero codes.
     """
     at = [i for i, p in enumerate(parts) if p.entry["name"] in layers]
     if not at:
         return None
     names = [parts[i].entry["name"] for i in at]
-    given = [(layers[k], None) for k in names]
-    written = [(parts[i].written, None) for i in at]
-    zero = [(parts[i].written, parts[i].dense) for i in at]
-    variants = [given]
-    if any(w is not g for (w, _), (g, _) in zip(written, given, strict=True)):
-        variants.append(written)
-    if any(d is not None for _, d in zero):
-        variants.append(zero)
-    best, size = None, sum(sum(parts[i].sizes()) for i in at)
-    for records in variants:
+    alone = sum(sum(parts[i].sizes()) for i in at)
+    best, size = None, alone
+
+    def attempt(records: list, deflate: bool = True) -> int:
+        nonlocal best, size
         pairs = zip(names, records, strict=True)
         dump = b"".join(plain.layer_bytes(_numpy(state[k]), r, d) for k, (r, d) in pairs)
-        # Deflate (slow on low-bit codes, and on these sizes rarely smaller than LZMA) where it
-        # is needed: the dump's own pair of streams, for the records as given and as written
-        # (the latter are a read-back model's given ones).
-        method, data = plain.solid(dump, deflate=records is not zero)
+        method, data = plain.solid(dump, deflate)
         if len(data) < size:
             best, size = (records, _Block(method, data, len(dump))), len(data)
+        return len(data)
+
+    given = [(layers[k], None) for k in names]
+    written = [(parts[i].written, None) for i in at]
+    tried = attempt(given)
+    if any(w is not g for (w, _), (g, _) in zip(written, given, strict=True)):
+        tried = attempt(written)  # the same for a read-back model, whose given ones they are
+    zero = [(parts[i].written, parts[i].dense) for i in at]
+    if any(d is not None for _, d in zero) and tried <= alone * ZERO_TRY:
+        attempt(zero, deflate=False)  # deflate-9 is slow on low-bit codes and not needed here
     if best is None:
         return None
     records, block = best
@@ -348,6 +352,13 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     for i, (record, dense), share in zip(at, records, shares, strict=True):
         parts[i] = _shared_part(parts[i], record, dense is not None, share, block.method)
     return block
+
+
+# The zero-level block is tried when the block of the written records is at most this much
+# larger than the layers coded alone. Measured on LeNet-5 and LeNet-300-100 (Fashion-MNIST,
+# 5-90 % pruned, 2-8 bits, uniform and symmetric: 105 configs), it won 11 times, always
+# where that block was within 0.5 % of the parts, and saved at most 1.9 % on it.
+ZERO_TRY = 1.03
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
