@@ -15,7 +15,7 @@ from compress_core import CompressionConfig, compress
 from compress_core.core.record import LayerRecord, QuantState, get_record
 from compress_core.format import artifact as art
 from compress_core.format import header as header_codec
-from compress_core.format import plain
+from compress_core.format import plain, streams
 from compress_core.format.artifact import ArtifactError, artifact_size, export, load_compressed
 from compress_core.format.reference import _layer_dump, plain_dump_bytes
 from compress_core.io.models import build_model
@@ -295,3 +295,67 @@ def test_a_damaged_shared_block_raises_artifact_error_or_loads():
     for cut in (end + 1, end + header["solid"][1] - 1, len(blob) - 1):
         with pytest.raises(ArtifactError):
             load_compressed(blob[:cut])
+
+
+# --- sizing shortcuts change no byte -------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.01, 0.05, 0.3, 0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize("numel", [1, 40, 5_000, 60_000])
+def test_pruned_position_options_pick_what_all_of_them_pick(sparsity, numel):
+    rng = np.random.default_rng(numel)
+    mask = np.ones(numel, bool)
+    mask[rng.permutation(numel)[: round(sparsity * numel)]] = False
+    if numel > 100:  # runs, as magnitude pruning of a structured layer gives
+        mask[: numel // 10] = False
+    kept = np.flatnonzero(mask)
+    for coded in (True, False):
+        slow = streams.cheapest(streams.position_options(mask, kept, coded))
+        fast = streams.cheapest(streams.position_options(mask, kept, coded, prune=True))
+        assert fast.fields == slow.fields and fast.make() == slow.make()
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 12])
+@pytest.mark.parametrize("spread", [0.05, 1.0, 100.0])
+def test_floors_are_never_above_a_coders_real_size(bits, spread):
+    rng = np.random.default_rng(bits)
+    codes = np.clip(np.round(rng.normal(2 ** (bits - 1), spread, 3000)), 0, 2**bits - 1)
+    codes = codes.astype(np.int64)
+    freq = np.bincount(codes, minlength=2**bits)
+    floor_h, floor_a = streams.floors(freq)
+    options = streams.code_options(codes, bits)
+    for o in options:
+        kind = streams.label(o.fields, "ch ca")
+        if kind != "fixed":
+            assert len(o.make()) >= (floor_h if kind == "huffman" else floor_a), kind
+
+
+SHORTCUT_CASES = [
+    dict(prune_rate=r, bits=b, quant=q)
+    for r, b, q in [(0.0, 4, "uniform"), (0.05, 2, "uniform"), (0.3, 3, "symmetric")]
+    + [(0.05, 4, "kmeans"), (0.9, 2, "kmeans"), (0.5, 8, "uniform"), (0.95, 6, "ecq")]
+] + [dict(prune_rate=0.6, bits=32), dict(prune_rate=0.5, bits=12, granularity="per_tensor")]
+
+
+@pytest.mark.parametrize("config", SHORTCUT_CASES, ids=lambda c: CompressionConfig(**c).label())
+def test_sizing_shortcuts_write_the_same_bytes_as_trying_everything(
+    digits_lenet, monkeypatch, config
+):
+    base, _ = digits_lenet
+    small = compress(base, CompressionConfig(**config))
+    fast, fixed = export(small), export(small, coded=False)
+    monkeypatch.setattr(art, "PRUNE", False)
+    assert export(small) == fast
+    assert export(small, coded=False) == fixed
+
+
+def test_numpy_dequantize_is_torchs():
+    from compress_core.core.record import dequantize
+
+    rng = np.random.default_rng(0)
+    for scheme in ("affine", "codebook"):
+        layer = _record((16, 50), 5, scheme, 0.3, rng)
+        q = layer.quant
+        assert np.array_equal(
+            art._dequantized(q).view(np.int32), dequantize(q).numpy().view(np.int32)
+        )

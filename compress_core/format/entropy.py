@@ -34,6 +34,7 @@ from .huffman import pack_bits, read_bits
 
 _HEAD = (24, 5, 5)  # bit widths of: used symbols, gap width, count width
 _HEAD_BITS = sum(_HEAD)
+HEAD_BITS = _HEAD_BITS  # the table's fixed part, for bounds (streams.floors)
 
 
 def _width(values: np.ndarray) -> int:
@@ -52,9 +53,10 @@ def estimate(freq: np.ndarray) -> tuple[int, float]:
     """
     counts = freq[freq > 0].astype(np.int64)
     best = (0, float("inf"))
+    gap_bits = _HEAD_BITS + len(counts) * _width(_gaps(freq))  # the same for every shift
     for shift in range(max(_width(counts), 1)):
         kept = _scaled(counts, shift)
-        table = (_HEAD_BITS + len(counts) * (_width(_gaps(freq)) + _width(kept - 1)) + 7) // 8
+        table = (gap_bits + len(counts) * _width(kept - 1) + 7) // 8
         stream = -(counts * np.log2(kept / kept.sum())).sum() / 8 + 4 if len(counts) > 1 else 0
         if table + stream > best[1]:
             break

@@ -51,9 +51,12 @@ def _lzma_filters(size: int) -> list[dict]:
     return [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": dict_size}]
 
 
-def solid(data: bytes) -> tuple[int, bytes]:
-    """``data`` as raw LZMA2 (method 1) or raw deflate (method 2), whichever is smaller."""
+def solid(data: bytes, deflate: bool = True) -> tuple[int, bytes]:
+    """``data`` as raw LZMA2 (method 1) or raw deflate (method 2), whichever is smaller
+    (``deflate=False``: LZMA2 only)."""
     xz = lzma.compress(data, lzma.FORMAT_RAW, filters=_lzma_filters(len(data)))
+    if not deflate:
+        return 1, xz
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     flat = deflate.compress(data) + deflate.flush()
     return (1, xz) if len(xz) <= len(flat) else (2, flat)

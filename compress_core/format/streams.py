@@ -87,20 +87,53 @@ def stream_options(
     fields: dict,
     keys: str,
     coded: bool = True,
+    beat: float | None = None,
 ) -> list[Option]:
     """Fixed width, then (``coded``) Huffman and ANS for one stream; ``keys`` names the
-    stream's Huffman and ANS fields."""
+    stream's Huffman and ANS fields.
+
+    ``beat``: the exact size of another option ``cheapest`` will weigh this stream's
+    against; Huffman and ANS options that provably take more bytes (``floors``) are left
+    out, which never changes ``cheapest``'s choice and skips building their trees and tables.
+    """
     key_h, key_a = keys.split()
     count = int(freq.sum())
     plain = (count * bits + 7) // 8
     fixed = {**fields, key_h: 0, key_a: 0}
     options = [Option(fixed, plain, count * bits, lambda: huffman.pack_fixed(symbols(), bits))]
     if count and coded:
-        options += _huffman_option(freq, plain, {**fields, key_a: 0}, key_h, symbols)
-        shift, size = entropy.estimate(freq)
-        ans = {**fields, key_h: 0, key_a: 1}
-        options.append(LazyOption(ans, size, lambda: entropy.encode(symbols(), len(freq), shift)))
+        floor_h, floor_a = floors(freq) if beat is not None else (0, 0)
+        if beat is None or floor_h <= beat:
+            options += _huffman_option(freq, plain, {**fields, key_a: 0}, key_h, symbols)
+        if beat is None or floor_a <= beat:
+            shift, size = entropy.estimate(freq)
+            ans = {**fields, key_h: 0, key_a: 1}
+            encode = lambda: entropy.encode(symbols(), len(freq), shift)  # noqa: E731
+            options.append(LazyOption(ans, size, encode))
     return options
+
+
+def floors(freq: np.ndarray) -> tuple[float, float]:
+    """Sizes in bytes that the Huffman and the ANS option of a stream with these symbol
+    counts can never go below.
+
+    Huffman: its table plus ``n * H`` bits (Kraft: no prefix code beats the empirical
+    entropy). ANS: the part of its table that does not depend on the precision, plus
+    ``n * H`` bits (the stored model's cross-entropy is at least the entropy), plus the
+    4-byte final state, less ``SLACK`` (an ANS stream is never that far below
+    ``entropy.estimate``, which ``cheapest`` relies on too).
+    """
+    used = np.flatnonzero(freq)
+    if not len(used):  # an empty stream: no coder but fixed width stores it
+        return 0.0, 0.0
+    counts = freq[used].astype(np.float64)
+    info = float(-(counts * np.log2(counts / counts.sum())).sum()) if len(used) > 1 else 0.0
+    info *= 1 - 1e-9  # float rounding must never lift a floor above the real size
+    table_h = (int(used[-1] + 1) * huffman.LENGTH_BITS + 7) // 8
+    gap = int(np.diff(used, prepend=-1).max()).bit_length()
+    table_a = (entropy.HEAD_BITS + len(used) * gap + 7) // 8
+    state = 4 if len(used) > 1 else 0
+    return table_h + info / 8, table_a + info / 8 + state - SLACK
 
 
 def _huffman_option(
@@ -150,41 +183,77 @@ def read_stream(
     return huffman.decode(data[table:], lengths, count)
 
 
-def code_options(codes: np.ndarray, bits: int, coded: bool = True) -> list[Option]:
-    """Every way to store the codes of the kept weights (fixed width only unless ``coded``)."""
-    freq = np.bincount(codes, minlength=2**bits)
-    return stream_options(lambda: codes, freq, bits, {}, "ch ca", coded)
+def code_options(
+    codes: np.ndarray,
+    bits: int,
+    coded: bool = True,
+    freq: np.ndarray | None = None,
+    beat: float | None = None,
+) -> list[Option]:
+    """Every way to store the codes of the kept weights (fixed width only unless ``coded``);
+    ``freq``: their counts, when already known; ``beat`` as in ``stream_options``."""
+    freq = np.bincount(codes, minlength=2**bits) if freq is None else freq
+    return stream_options(lambda: codes, freq, bits, {}, "ch ca", coded, beat)
 
 
-def pruned_code_options(mask: np.ndarray, codes: np.ndarray, bits: int) -> list[Option]:
+def pruned_code_options(
+    mask: np.ndarray, codes: np.ndarray, bits: int, beat: float | None = None
+) -> list[Option]:
     """Every weight's code in one stream, a pruned weight as the extra code ``2**bits``:
     positions ``code``, no index. Entropy coded only (at fixed width it is ``bits + 1``
-    bits a weight, never smaller than a bitmask and the codes)."""
+    bits a weight, never smaller than a bitmask and the codes). ``beat`` as in
+    ``stream_options`` (then the list may be empty)."""
     dense = np.full(len(mask), 2**bits, dtype=np.int64)
     dense[mask] = codes
-    freq = np.bincount(dense, minlength=2**bits + 1)
-    options = stream_options(lambda: dense, freq, bits + 1, {}, "ch ca")
+    freq = np.bincount(codes, minlength=2**bits + 1)
+    freq[2**bits] = len(mask) - len(codes)
+    options = stream_options(lambda: dense, freq, bits + 1, {}, "ch ca", beat=beat)
     return [o for o in options if label(o.fields, "ch ca") != "fixed"]
 
 
-def position_options(mask: np.ndarray | None, kept: np.ndarray, coded: bool = True) -> list[Option]:
-    """Every way to store which weights are kept, with exact sizes (bytes made on demand)."""
+def position_options(
+    mask: np.ndarray | None, kept: np.ndarray, coded: bool = True, prune: bool = False
+) -> list[Option]:
+    """Every way to store which weights are kept, with exact sizes (bytes made on demand).
+
+    ``prune``: leave out the Huffman and ANS options that provably lose to a fixed-width
+    or Huffman one (``stream_options``' ``beat``); ``cheapest`` picks the same option.
+    """
     if mask is None or len(kept) == len(mask):
         return [Option({"pos": "none"}, 0, 0, lambda: b"")]
-    bits = mask.astype(np.int64)
-    freq = np.bincount(bits, minlength=2)
-    options = stream_options(lambda: bits, freq, 1, {"pos": "bitmask"}, "ih ia", coded)
-    # Huffman over two symbols is a bitmask with a table; keep the plain and ANS ones.
-    options = [o for o in options if not o.fields["ih"]]
+    numel, n = len(mask), len(kept)
+    streams = [(lambda: mask.astype(np.int64), np.array([numel - n, n]), 1, {"pos": "bitmask"})]
+    # Deep Compression's gaps, histogrammed once: each b's symbol counts follow from it.
     gaps = np.diff(kept, prepend=-1) - 1
+    hist = np.bincount(gaps) if n else np.zeros(1, np.int64)
+    values = np.arange(len(hist))
     for b in range(1, MAX_INDEX_BITS + 1):
         escape = 2**b - 1
-        jumps, rest = np.divmod(gaps, escape)
-        fields = {"pos": "relative", "b": b, "ni": len(gaps) + int(jumps.sum())}
-        freq = np.bincount(rest, minlength=escape + 1)
-        freq[escape] += fields["ni"] - len(gaps)
-        symbols = partial(_relative_symbols, gaps, b)
-        options += stream_options(symbols, freq, b, fields, "ih ia", coded)
+        jumps = int(hist @ (values // escape))
+        freq = np.bincount(values % escape, weights=hist, minlength=escape + 1).astype(np.int64)
+        freq[escape] += jumps
+        fields = {"pos": "relative", "b": b, "ni": n + jumps}
+        streams.append((partial(_relative_symbols, gaps, b), freq, b, fields))
+    if not prune or not coded:
+        return [o for stream in streams for o in _index_options(*stream, coded)]
+    # The stream whose coders may go lowest first, made exact: its size is then a bar that
+    # most of the others provably cannot pass, so their tables and trees are never built.
+    beat = min((int(f.sum()) * b + 7) // 8 for _, f, b, _ in streams)
+    low = [min(floors(freq)) for _, freq, _, _ in streams]
+    first = int(np.argmin(low))
+    found = {first: _index_options(*streams[first], coded, beat)}
+    beat = min(beat, cheapest(found[first]).nbytes)
+    for i, stream in enumerate(streams):
+        if i != first:
+            found[i] = _index_options(*stream, coded, beat)
+    return [o for i in range(len(streams)) for o in found[i]]
+
+
+def _index_options(symbols, freq, bits, fields, coded, beat=None) -> list[Option]:
+    options = stream_options(symbols, freq, bits, fields, "ih ia", coded, beat)
+    if fields["pos"] == "bitmask":
+        # Huffman over two symbols is a bitmask with a table; keep the plain and ANS ones.
+        options = [o for o in options if not o.fields["ih"]]
     return options
 
 
