@@ -5,6 +5,7 @@ Examples:
     python -m compress_core run --model lenet5 --prune 0.9 --bits 4 --finetune-epochs 3
     python -m compress_core run --model lenet5 --bits 8 --export-onnx m.onnx --latency
     python -m compress_core deep-compression --model lenet5-caffe --data fashion-mnist
+    python -m compress_core deep-compression --model mlp --preset smaller --quant ecq
     python -m compress_core sweep --model lenet5 --data fashion-mnist --out results.csv
 """
 
@@ -427,13 +428,13 @@ def _add_finetune(p: argparse.ArgumentParser) -> None:
 
 def cmd_deep_compression(args) -> int:
     from .format.artifact import export
-    from .train.deep_compression import format_report, get_deep_compression, preset
+    from .train.deep_compression import PRESET_KINDS, format_report, get_deep_compression
     from .train.papers import format_published
 
     names = ("prune_rate", "conv_bits", "fc_bits", "prune_steps", "prune_epochs")
-    names += ("centroid_epochs", "lr", "centroid_lr")
+    names += ("centroid_epochs", "lr", "centroid_lr", "quant")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    dc = preset(args.model, **overrides, seed=args.seed)
+    dc = PRESET_KINDS[args.preset](args.model, **overrides, seed=args.seed)  # before training
     base, data = _baseline(args)
     model, report = get_deep_compression(base, data, dc, args.cache_dir, _show_finetune)
     blob = export(model)
@@ -442,7 +443,7 @@ def cmd_deep_compression(args) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(format_report(report))
-        print(f"settings: {dc.label()}; artifact {len(blob):,} bytes")
+        print(f"settings ({args.preset} preset): {dc.label()}; artifact {len(blob):,} bytes")
         print(format_published())
     if args.export:
         print(f"artifact written to {args.export}", file=sys.stderr)
@@ -465,14 +466,34 @@ def _baseline_args(p) -> None:
 
 
 def _add_deep_compression(sub) -> None:
+    from .train.deep_compression import PRESET_KINDS, SMALLER
+
     d = sub.add_parser(
         "deep-compression",
         help="prune, retrain, k-means quantize, fine-tune centroids, Huffman (Han et al. 2016)",
     )
     _baseline_args(d)
-    d.add_argument("--prune", dest="prune_rate", type=float, help="share of weights removed")
-    d.add_argument("--conv-bits", type=int, help="k-means bits of conv layers")
-    d.add_argument("--fc-bits", type=int, help="k-means bits of fully connected layers")
+    d.add_argument(
+        "--preset",
+        default="paper",
+        choices=list(PRESET_KINDS),
+        help="paper: Han et al.'s settings; smaller: tuned per-layer rates, 3-bit codes and "
+        f"bfloat16 biases (for {', '.join(SMALLER)}). The flags below apply on top",
+    )
+    d.add_argument(
+        "--prune",
+        dest="prune_rate",
+        type=float,
+        help="share of weights removed (with --preset smaller: every layer, instead of its rates)",
+    )
+    d.add_argument("--conv-bits", type=int, help="bits of conv layers' codes")
+    d.add_argument("--fc-bits", type=int, help="bits of fully connected layers' codes")
+    d.add_argument(
+        "--quant",
+        choices=QUANT_METHODS,
+        help="quantizer (default k-means, whose centroids are fine-tuned; others train with a "
+        "straight-through estimator)",
+    )
     d.add_argument("--prune-steps", type=_whole(1, 100), help="iterative pruning steps")
     epochs = _whole(0, MAX_EPOCHS)
     d.add_argument("--prune-epochs", type=epochs, help="retraining epochs while pruning")

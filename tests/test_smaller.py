@@ -176,3 +176,61 @@ def test_soft_sharing_from_a_pruned_model_holds_its_masks(digits_mlp):
     assert export(load_compressed(blob)) == blob
     with pytest.raises(ConfigError, match="float weights"):
         soft_weight_sharing(small, data, cfg)
+
+
+# --- the CLI: --preset smaller, --quant ------------------------------------------------------
+
+QUICK_ARGS = ["--prune-epochs", "1", "--prune-steps", "1", "--centroid-epochs", "1"]
+
+
+def test_a_prune_rate_override_replaces_the_tuned_per_layer_rates():
+    dc = smaller_preset("mlp", prune_rate=0.9)
+    assert dc.layer_rates == () and dc.scope == "layer" and dc.prune_rate == 0.9
+    assert dc.fc_bits == SMALLER["mlp"]["fc_bits"]  # the rest of the preset stays
+    kept = smaller_preset("mlp", prune_epochs=1)
+    assert kept.layer_rates == SMALLER["mlp"]["layer_rates"]
+
+
+def test_cli_smaller_preset_runs_with_its_per_layer_rates_in_the_settings_line(
+    digits_mlp, capsys, cache_dir
+):
+    from compress_core.__main__ import main
+    from compress_core.train.deep_compression import cache_paths, preset
+
+    base, data = digits_mlp
+    argv = ["deep-compression", "--model", "mlp", "--data", "digits", "--preset", "smaller"]
+    assert main([*argv, *QUICK_ARGS, "--cache-dir", cache_dir]) == 0
+    settings = next(line for line in capsys.readouterr().out.splitlines() if "settings" in line)
+    assert "(smaller preset)" in settings
+    assert "keep fc1 2.5%, fc2 6.0%, fc3 40.0%" in settings and "3-bit fc" in settings
+    quick = dict(prune_epochs=1, prune_steps=1, centroid_epochs=1, seed=0)
+    dc = smaller_preset("mlp", **quick)
+    assert cache_paths(base, data, dc, cache_dir)[1].is_file()  # the run the CLI kept
+    others = [preset("mlp", **quick), smaller_preset("mlp", quant="ecq", **quick)]
+    paths = {cache_paths(base, data, c, cache_dir)[1] for c in [dc, *others]}
+    assert len(paths) == 3  # the presets and quantizers are cached apart
+
+
+def test_cli_quant_override_reaches_the_report(digits_mlp, capsys, cache_dir):
+    from compress_core.__main__ import main
+
+    argv = ["deep-compression", "--model", "mlp", "--preset", "smaller", "--quant", "ecq"]
+    assert main([*argv, *QUICK_ARGS, "--fc-bits", "4", "--json", "--cache-dir", cache_dir]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["quant"] == "ecq" and report["settings"]["fc_bits"] == 4
+    assert [list(p) for p in SMALLER["mlp"]["layer_rates"]] == report["settings"]["layer_rates"]
+    assert report["stages"][2]["title"].startswith("+ ecq quantized")
+
+
+def test_cli_smaller_preset_for_a_model_without_one_names_those_with_one(capsys, monkeypatch):
+    import compress_core.__main__ as cli
+
+    def no_training(args):
+        raise AssertionError("the settings are checked before any training")
+
+    monkeypatch.setattr(cli, "_baseline", no_training)
+    assert cli.main(["deep-compression", "--model", "lenet5", "--preset", "smaller"]) == 2
+    err = capsys.readouterr().err
+    assert "no smaller preset for 'lenet5'" in err and "mlp, lenet5-caffe" in err
+    with pytest.raises(SystemExit):  # argparse: not a registered quantizer
+        cli.main(["deep-compression", "--model", "mlp", "--quant", "zip"])

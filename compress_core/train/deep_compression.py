@@ -273,14 +273,25 @@ SMALLER: dict[str, dict[str, Any]] = {
 
 
 def smaller_preset(model_name: str, **overrides) -> DeepCompressionConfig:
-    """The tuned settings for ``model_name`` (``SMALLER``), then ``overrides``.
+    """The tuned settings for ``model_name`` (``SMALLER``), then ``overrides``. A
+    ``prune_rate`` without ``layer_rates`` replaces the tuned per-layer rates: every layer
+    is then pruned to that rate.
 
     Example:
         >>> smaller_preset("mlp", quant="ecq").label()
     """
     if model_name not in SMALLER:
-        raise ConfigError(f"no smaller preset for {model_name!r}; there are: {', '.join(SMALLER)}")
-    return DeepCompressionConfig(**{**SMALLER[model_name], **overrides})
+        raise ConfigError(
+            f"no smaller preset for {model_name!r}; the models that have one: {', '.join(SMALLER)}"
+        )
+    settings = {**SMALLER[model_name], **overrides}
+    if "prune_rate" in overrides and "layer_rates" not in overrides:
+        settings["layer_rates"] = ()  # a rate asked for replaces the per-layer rates
+    return DeepCompressionConfig(**settings)
+
+
+# The named presets (the CLI's --preset, the Recovery page's choice): name -> its maker.
+PRESET_KINDS = {"paper": preset, "smaller": smaller_preset}
 
 
 @dataclass
