@@ -17,7 +17,9 @@ Each gives the exact artifact's ratio (dense fp32 bytes / artifact bytes, biases
 codebooks, indexes and header included) and its test accuracy, beside a dense model
 trained from scratch for as many epochs in all as the longest method (baseline epochs +
 that method's own; cached baselines are used where they exist, others are trained once
-and cached).
+and cached). After each model's methods, where each method's bytes go (``artifact_breakdown``:
+positions, codes, codebooks/scales, biases and other float tensors, header); ``--json``
+has them as each point's ``breakdown``, ``--out`` as ``bytes_<part>`` columns.
 
 Targets, at most 0.5 pp below that dense model: mlp >= 80x, lenet5-caffe >= 150x; the
 whole run within 20 minutes on the 2-core machine with cached baselines.
@@ -40,7 +42,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,7 +50,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from compress_core.eval.evaluate import evaluate  # noqa: E402
-from compress_core.format.artifact import artifact_size, export, load_compressed  # noqa: E402
+from compress_core.format.artifact import (  # noqa: E402
+    COMPONENTS,
+    artifact_breakdown,
+    artifact_size,
+    export,
+    load_compressed,
+)
 from compress_core.io.data import available_datasets  # noqa: E402
 from compress_core.train.baseline import baseline_info, get_baseline  # noqa: E402
 from compress_core.train.deep_compression import (  # noqa: E402
@@ -81,6 +89,7 @@ class Point:
     accuracy: float  # test top-1, 0..1
     seconds: float  # this method's own run (a shared prune stage counts where first run)
     curve_only: bool = False  # a point of the curve, not one of the table's methods
+    breakdown: dict[str, int] = field(default_factory=dict)  # artifact_breakdown: bytes by part
 
     @property
     def ratio(self) -> float:
@@ -114,7 +123,11 @@ def measured(model_name, method, settings, epochs, run: Callable, dense, data, c
     assert export(back) == blob, "artifact does not round-trip"
     assert artifact_size(model).artifact_bytes == len(blob)
     acc = evaluate(back, data.test_x, data.test_y).accuracy
-    point = Point(model_name, method, settings, epochs, len(blob), dense, acc, seconds, curve_only)
+    parts = artifact_breakdown(model)
+    assert sum(parts.values()) == len(blob)
+    point = Point(
+        model_name, method, settings, epochs, len(blob), dense, acc, seconds, curve_only, parts
+    )
     print(
         f"  {method:<14} {point.ratio:7.1f}x  {acc:.2%}  {len(blob):>9,} B  "
         f"{epochs:>2} epochs  {seconds:5.0f} s  {settings}",
@@ -196,6 +209,7 @@ def bench_model(model_name: str, dataset: str, quick: bool, curve: list[float]) 
                 curve_only=True,
             )
         )
+    print(breakdown_table(points))
     longest = max(p.epochs for p in points)
     was = time.perf_counter()
     long_model = get_baseline(model_name, dataset, epochs=longest)[0]
@@ -213,6 +227,28 @@ def bench_model(model_name: str, dataset: str, quick: bool, curve: list[float]) 
         "seconds": time.perf_counter() - started,
         "dense_long_seconds": baseline_s,
     }
+
+
+PART_TITLES = {
+    "positions": "positions",
+    "codes": "codes",
+    "scales_codebooks": "codebooks/scales",
+    "floats": "biases, other floats",
+    "header": "header",
+}
+
+
+def breakdown_table(points: list[Point]) -> str:
+    """Where each method's bytes go (its table point; the curve's points are left out)."""
+    assert set(PART_TITLES) == set(COMPONENTS), "a new part of the artifact needs a title"
+    lines = [f"  {'bytes by part':<14} " + " | ".join([*PART_TITLES.values(), "total"])]
+    for p in points:
+        if not p.curve_only:
+            cells = [
+                f"{p.breakdown[c]:,} ({p.breakdown[c] / p.artifact_bytes:.0%})" for c in PART_TITLES
+            ]
+            lines.append(f"  {p.method:<14} " + " | ".join([*cells, f"{p.artifact_bytes:,}"]))
+    return "\n".join(lines)
 
 
 def best(result: dict) -> Point | None:
@@ -271,6 +307,12 @@ def verdicts(results: list[dict], quick: bool) -> list[str]:
     return out
 
 
+def csv_row(p: Point, dataset: str) -> dict:
+    """A point as a flat CSV row: the breakdown as one ``bytes_<part>`` column per part."""
+    row = {k: v for k, v in p.to_dict().items() if k != "breakdown"}
+    return {**row, **{f"bytes_{c}": n for c, n in p.breakdown.items()}, "dataset": dataset}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="mlp,lenet5-caffe", help="comma-separated models")
@@ -295,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     training = sum(r["dense_long_seconds"] for r in results)
     if args.out:
         with open(args.out, "w", newline="") as f:
-            rows = [dict(p.to_dict(), dataset=r["dataset"]) for r in results for p in r["points"]]
+            rows = [csv_row(p, r["dataset"]) for r in results for p in r["points"]]
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
