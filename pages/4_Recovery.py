@@ -19,11 +19,12 @@ from compress_core.core.config import ConfigError
 from compress_core.core.pipeline import CompressionError
 from compress_core.train.deep_compression import (
     PAPER,
+    PRESET_KINDS,
+    SMALLER,
     STAGES,
     DeepCompressionConfig,
     DeepCompressionReport,
     cache_paths,
-    preset,
 )
 from compress_core.train.finetune import (
     FinetuneConfig,
@@ -223,29 +224,49 @@ def show_recovery_charts(p, one, config, ft_key: str, rows: dict) -> None:
 # --- tab 2: the Deep Compression replay ------------------------------------------------------
 
 
+def dc_settings(model: str) -> str:
+    """Which preset: the paper's, or (for a model that has one) the tuned per-layer one."""
+    if model not in SMALLER:
+        return "paper"
+    return st.radio(
+        t("dc.settings"),
+        list(PRESET_KINDS),
+        key="dc_preset",
+        format_func=lambda kind: t(f"dc.settings_{kind}"),
+        horizontal=True,
+        help=t("dc.settings_help"),
+    )
+
+
 def dc_controls(model: str) -> DeepCompressionConfig:
-    if st.session_state.get("dc_model") != model:  # a new model starts from its preset
-        d = preset(model)
+    kind = dc_settings(model)
+    base = PRESET_KINDS[kind](model)
+    seeded = (model, kind)
+    # A new model or preset starts from the preset's values; so does a return to the page,
+    # where Streamlit has dropped the sliders' states.
+    if st.session_state.get("dc_seeded") != seeded or "dc_keep" not in st.session_state:
         st.session_state.update(
-            dc_model=model,
-            dc_keep=round(100 * (1 - d.prune_rate)),
-            dc_conv_bits=d.conv_bits,
-            dc_fc_bits=d.fc_bits,
-            dc_steps=d.prune_steps,
-            dc_epochs=d.prune_epochs,
-            dc_centroid_epochs=d.centroid_epochs,
+            dc_seeded=seeded,
+            dc_keep=round(100 * (1 - base.prune_rate)),
+            dc_conv_bits=base.conv_bits,
+            dc_fc_bits=base.fc_bits,
+            dc_steps=base.prune_steps,
+            dc_epochs=base.prune_epochs,
+            dc_centroid_epochs=base.centroid_epochs,
         )
+    per_layer = bool(base.layer_rates)  # the preset's rates, one per layer, shown in its label
     a, b, c = st.columns(3)
-    keep = a.slider(t("chart.kept"), 1, 50, key="dc_keep", help=t("dc.keep_help"))
+    keep_help = t("dc.keep_per_layer") if per_layer else t("dc.keep_help")
+    keep = a.slider(t("chart.kept"), 1, 50, key="dc_keep", help=keep_help, disabled=per_layer)
     conv = b.slider(t("dc.conv_bits"), 1, 8, key="dc_conv_bits", help=t("dc.conv_help"))
     fc = c.slider(t("dc.fc_bits"), 1, 8, key="dc_fc_bits", help=t("dc.fc_help"))
     epochs = a.slider(t("rec.epochs"), 0, 30, key="dc_epochs")
     steps = b.slider(t("rec.steps"), 1, 10, key="dc_steps", disabled=epochs == 0)
     cents = c.slider(t("dc.centroid_epochs"), 0, 10, key="dc_centroid_epochs")
-    base = preset(model)
     return dataclasses.replace(
         base,
-        prune_rate=(100 - keep) / 100,  # not 1 - keep / 100: 1 - 0.07 is 0.9299999...
+        # not 1 - keep / 100: 1 - 0.07 is 0.9299999...
+        prune_rate=base.prune_rate if per_layer else (100 - keep) / 100,
         conv_bits=conv,
         fc_bits=fc,
         prune_steps=steps,

@@ -16,7 +16,7 @@ from compress_core.format.artifact import export
 from compress_core.train import finetune as finetune_module
 from compress_core.train import soft_sharing as sws_module
 from compress_core.train.baseline import TrainingCancelled
-from compress_core.train.deep_compression import get_deep_compression, preset
+from compress_core.train.deep_compression import get_deep_compression, preset, smaller_preset
 from compress_core.train.finetune import FinetuneConfig, finetuned_path, run_finetuned
 from compress_core.train.papers import published
 from compress_core.train.soft_sharing import SoftSharingConfig, cache_path, get_soft_sharing
@@ -116,6 +116,27 @@ def test_replay_steps_through_the_stages_as_the_engine_reports_them(at, digits_m
     assert shown["text"] == [p.label for p in others]  # SWS and EPR, beside the paper
     assert any("Diamonds" in c.value for c in at.caption)
     assert at.dataframe[-1].value["paper_ratio"].tolist() == [1, 12, 32, 40]
+
+
+def test_replay_with_the_tuned_settings_shows_their_per_layer_rates_and_runs_them(at, digits_mlp):
+    base, data = digits_mlp
+    assert "dc_preset" not in [r.key for r in at.radio]  # lenet5 has no tuned preset
+    at.sidebar.selectbox(key="pick_model").set_value("mlp").run()
+    assert at.radio(key="dc_preset").value == "paper"
+    at.radio(key="dc_preset").set_value("smaller").run()
+    assert at.slider(key="dc_fc_bits").value == 3  # the sliders start from the tuned preset
+    assert at.slider(key="dc_keep").disabled
+    at.slider(key="dc_epochs").set_value(1).run()
+    at.slider(key="dc_steps").set_value(1).run()
+    at.slider(key="dc_centroid_epochs").set_value(1).run()
+    dc = smaller_preset("mlp", prune_epochs=1, prune_steps=1, centroid_epochs=1)
+    label = next(c.value for c in at.caption if c.value.startswith("Prune → retrain"))
+    assert dc.label() in label and "keep fc1 2.5%, fc2 6.0%, fc3 40.0%" in label
+    at.button(key="dc_run").click().run()
+    assert not at.exception
+    _, report = get_deep_compression(base, data, dc)  # the page's run, from the disk cache
+    assert report.settings["layer_rates"] == [list(p) for p in dc.layer_rates]
+    assert _metrics(at, "Artifact") == [human_bytes(report.final.artifact_bytes)]
 
 
 def test_a_missing_data_set_is_a_message_and_the_previous_one_stays(at):
