@@ -132,7 +132,7 @@ def search(p, req: dict):
     def progress(u: BudgetProgress) -> None:
         stage = t(f"budget.stage_{u.stage.replace(' ', '_')}")
         bar.progress(
-            min(u.done / u.total, 1.0),
+            u.fraction,
             text=t("budget.progress", stage=stage, done=u.done, message=u.message),
         )
 

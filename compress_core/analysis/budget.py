@@ -227,6 +227,11 @@ class BudgetProgress:
     total: int  # an upper bound: the search may finish early
     message: str
 
+    @property
+    def fraction(self) -> float:
+        """How far a progress bar is: ``done`` over ``total``, at most 1."""
+        return min(self.done / max(self.total, 1), 1.0)
+
 
 @dataclass(frozen=True)
 class BudgetCounts:
