@@ -426,7 +426,7 @@ def plan_figure(plan: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(
         range=[0, 1.05], tickformat=".0%", title=t("chart.nonzero_share"), row=1, col=1
     )
-    fig.update_yaxes(range=[0, 33], title=t("chart.bits"), row=1, col=2)
+    fig.update_yaxes(range=[0, 33], title=t("rcol.bits"), row=1, col=2)
     fig.update_layout(
         barmode="group",
         height=320,
