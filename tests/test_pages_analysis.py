@@ -166,6 +166,12 @@ def _check_budget_counts(at) -> None:
     metric = {m.label: m.value for m in at.metric}
     assert metric["Compressed size"] == human_bytes(c.artifact_bytes)
     assert metric["Non-zero parameters"] == f"{c.nonzero_params:,}"
+    assert metric["Validation accuracy"] == f"{c.val_accuracy:.2%}"
+    assert metric["Test accuracy"] == f"{r.test.accuracy:.2%}"
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    assert deltas["Compressed size"] == f"{100 * r.size_vs_dense():+.1f}% vs fp32"
+    uniform = next(i.value for i in at.info if "Best uniform setting" in i.value)
+    assert f"**{r.saved_vs_uniform():.1%}** smaller" in uniform
     plan_df, tried_df, sens_df = at.dataframe  # the plan, every candidate, the sensitivity
     plan = plan_df.value
     assert plan.to_dict("records") == r.plan_rows()
