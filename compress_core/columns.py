@@ -80,6 +80,20 @@ RESULT = {
     "front_params": ("rcol.front_params", "yesno"),
 }
 
+# Result.layers (``pipeline.layer_table``): one compressed setting, layer by layer.
+LAYERS = {
+    "layer": ("layers.layer", "text"),
+    "type": ("layers.type", "text"),
+    "shape": ("layers.shape", "text"),
+    "params": ("layers.params", "count"),
+    "nonzero": ("layers.nonzero", "count"),
+    "sparsity": ("layers.sparsity", "percent"),
+    "bits": ("layers.bits", "bits"),
+    "bytes": ("layers.bytes", "bytes"),
+    "encoding": ("layers.encoding", "text"),
+    "skipped": ("layers.skipped", "text"),
+}
+
 WORDS = {"source": "source.{}", "sens_kind": "sens.kind_{}"}  # kinds shown as words
 
 

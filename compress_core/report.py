@@ -155,9 +155,10 @@ def run_report(lang: str, result, errors: pd.DataFrame) -> str:
         ]
     )
     named = errors.rename(columns={c: tr(f"errors.{c}") for c in errors.columns})
+    layers = pd.DataFrame(result.layers)
     sections = [
         Section(tr("report.result"), tr("report.result_text"), table=summary),
-        Section(tr("report.layers"), table=pd.DataFrame(result.layers)),
+        Section(tr("report.layers"), table=columns.formatted(lang, layers, columns.LAYERS)),
         Section(tr("errors.title"), tr("errors.help"), errors_figure(lang, errors), named),
     ]
     about = _about(lang, result.model, result.dataset, result.config)
