@@ -698,7 +698,10 @@ def cmd_budget(args) -> int:
         print(f"  uniform    {u.label}: {u.artifact_bytes:,} B, {u.nonzero_params:,} non-zero")
     print(f"  baseline   {r.dense_bytes:,} B fp32, {r.baseline_params:,} parameters")
     n = r.counts()
-    print(f"  searched   {n.built} whole models in {r.seconds:.1f} s, {n.met} meet delta")
+    print(
+        f"  searched   {n.built} whole models in {r.seconds:.1f} s ({n.grid} on the uniform grid, "
+        f"{n.used} of the {n.allowed} evaluations allowed after it), {n.met} meet delta"
+    )
     if tuned is not None:
         gain = 100 * (tuned.accuracy - r.test.accuracy)
         print(
@@ -746,7 +749,10 @@ def _add_analysis(sub) -> None:
     b.add_argument("--rates", type=_floats, default=list(GRID_RATES), help="rates a layer may take")
     b.add_argument("--bits", type=_ints, default=list(GRID_BITS), help="bit widths a layer takes")
     b.add_argument(
-        "--max-evals", type=_whole(1, 100_000), default=MAX_EVALS, help="whole-model evaluations"
+        "--max-evals",
+        type=_whole(1, 100_000),
+        default=MAX_EVALS,
+        help="whole-model evaluations allowed after the uniform grid (greedy and refine)",
     )
     b.add_argument("--export", help="write the chosen model's artifact to this file")
     b.add_argument("--json", action="store_true", help="print the answer as JSON")

@@ -20,7 +20,7 @@ from importlib import metadata
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import catalog
+from . import catalog, columns
 from .analysis.pareto import pareto_mask
 
 STYLE = """
@@ -155,9 +155,10 @@ def run_report(lang: str, result, errors: pd.DataFrame) -> str:
         ]
     )
     named = errors.rename(columns={c: tr(f"errors.{c}") for c in errors.columns})
+    layers = pd.DataFrame(result.layers)
     sections = [
         Section(tr("report.result"), tr("report.result_text"), table=summary),
-        Section(tr("report.layers"), table=pd.DataFrame(result.layers)),
+        Section(tr("report.layers"), table=columns.formatted(lang, layers, columns.LAYERS)),
         Section(tr("errors.title"), tr("errors.help"), errors_figure(lang, errors), named),
     ]
     about = _about(lang, result.model, result.dataset, result.config)
@@ -167,7 +168,9 @@ def run_report(lang: str, result, errors: pd.DataFrame) -> str:
 def sweep_report(lang: str, model: str, dataset: str, frame: pd.DataFrame, common: dict) -> str:
     tr = lambda key: catalog.text(lang, key)  # noqa: E731
     sections = [Section(tr("report.sweep"), tr("report.sweep_text"), tradeoff_figure(lang, frame))]
-    sections.append(Section(tr("report.table"), table=frame))
+    sections.append(
+        Section(tr("report.table"), table=columns.formatted(lang, frame, columns.RESULT))
+    )
     return build_report(
         lang, tr("report.title_sweep"), _about(lang, model, dataset, common), sections
     )
@@ -175,15 +178,33 @@ def sweep_report(lang: str, model: str, dataset: str, frame: pd.DataFrame, commo
 
 def budget_report(lang: str, model: str, dataset: str, answer) -> str:
     tr = lambda key, **fmt: catalog.text(lang, key, **fmt)  # noqa: E731
-    tried = pd.DataFrame([c.to_row() for c in answer.tried])
+    tried = pd.DataFrame(answer.tried_rows())
     goal = tr("report.budget_text", delta=catalog.percent(lang, answer.delta, 2))
+    goal += " " + tr("budget.delta")
+    plan = columns.formatted(lang, pd.DataFrame(answer.plan_rows()), columns.PLAN)
+    n = answer.totals()
+    totals = "" if n is None else budget_totals(lang, n)
     sections = [
         Section(tr("report.budget"), goal, tradeoff_figure(lang, tried)),
-        Section(tr("report.plan"), table=pd.DataFrame(answer.plan_rows())),
-        Section(tr("report.table"), table=tried),
+        Section(tr("report.plan"), totals, table=plan),
+        Section(tr("report.table"), table=columns.formatted(lang, tried, columns.TRIED)),
     ]
     about = _about(lang, model, dataset, {"budget": answer.budget, "common": answer.common})
     return build_report(lang, tr("report.title_budget"), about, sections)
+
+
+def budget_totals(lang: str, n) -> str:
+    """The plan table summed in words (``PlanTotals``): non-zero parameters and exact bytes."""
+    exact = lambda v: catalog.text(lang, "num.B", value=catalog.number(lang, v))  # noqa: E731
+    return catalog.text(
+        lang,
+        "budget.totals",
+        nonzero=catalog.number(lang, n.nonzero),
+        params=catalog.number(lang, n.params),
+        layers=exact(n.layer_bytes),
+        header=exact(n.header_bytes),
+        total=exact(n.artifact_bytes),
+    )
 
 
 def write(path: str, text: str) -> None:

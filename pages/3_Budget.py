@@ -14,6 +14,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from compress_core import columns
 from compress_core.analysis.budget import MAX_EVALS, OBJECTIVES, Budget, BudgetProgress
 from compress_core.analysis.sweep import GRID_BITS, GRID_RATES
 from compress_core.core.config import (
@@ -23,10 +24,10 @@ from compress_core.core.config import (
     ConfigError,
 )
 from compress_core.core.pipeline import CompressionError
-from compress_core.report import budget_report
+from compress_core.report import budget_report, budget_totals
 from compress_core.train.finetune import FinetuneConfig
 from ui import cache, charts, controls, i18n, metrics, pick
-from ui.format import human_bytes
+from ui.format import human_bytes, table
 from ui.i18n import percent, t
 from ui.jobs import run_job, stopped_note
 from ui.report import download_html
@@ -45,6 +46,7 @@ def objective_name(objective: str) -> str:
 def budget_form(p) -> dict | None:
     """delta, the objective and the search space; returns the request when submitted."""
     with st.form("budget_form"):
+        st.caption(t("budget.delta"))  # what delta is, right above the inputs that set it
         a, b, c = st.columns(3)
         goal = a.radio(
             t("budget.keep"), GOALS, key="budget_goal", format_func=lambda g: t(f"budget.goal_{g}")
@@ -86,7 +88,14 @@ def budget_form(p) -> dict | None:
                 format_func=lambda g: t(f"granularity.{g}"),
             )
             skip = e.toggle(t("budget.skip"), True, key="budget_skip")
-            evals = f.slider(t("budget.evals"), 5, 200, MAX_EVALS, key="budget_evals")
+            evals = f.slider(
+                t("budget.evals"),
+                5,
+                200,
+                MAX_EVALS,
+                key="budget_evals",
+                help=t("budget.evals_help"),
+            )
             rates, bits = controls.grid_choices(
                 "budget",
                 GRID_RATES,
@@ -123,16 +132,20 @@ def search(p, req: dict):
     def progress(u: BudgetProgress) -> None:
         stage = t(f"budget.stage_{u.stage.replace(' ', '_')}")
         bar.progress(
-            min(u.done / u.total, 1.0),
+            u.fraction,
             text=t("budget.progress", stage=stage, done=u.done, message=u.message),
         )
 
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     result = cache.budget(*p.args, *args, _progress=cache.outside_cache(progress))
     stop.empty()  # nothing runs any more
-    n = result.counts()
-    box.update(label=t("budget.searched", n=n.built, met=n.met), state="complete", expanded=False)
+    box.update(label=searched(result.counts()), state="complete", expanded=False)
     return result
+
+
+def searched(n) -> str:
+    """'Built 19 models: the 9 of the uniform grid and 10 of the 60 evaluations allowed…'."""
+    return t("budget.searched", n=n.built, grid=n.grid, used=n.used, allowed=n.allowed, met=n.met)
 
 
 def show_answer(r) -> None:
@@ -163,18 +176,19 @@ def show_answer(r) -> None:
     d.metric(
         t("metric.size"),
         human_bytes(c.artifact_bytes),
-        t("budget.vs_fp32", value=metrics.change(c.artifact_bytes / r.dense_bytes - 1)),
+        t("budget.vs_fp32", value=metrics.change(r.size_vs_dense())),
         delta_color="inverse",
         help=t("budget.size_help", dense=human_bytes(r.dense_bytes)),
     )
     e.metric(
         t("metric.nonzero"),
         i18n.number(c.nonzero_params),
-        metrics.change(c.nonzero_params / r.baseline_params - 1),
+        t("budget.vs_params", value=metrics.change(r.nonzero_vs_baseline())),
         delta_color="inverse",
+        help=t("budget.nonzero_help", params=i18n.number(r.baseline_params)),
     )
     if u is not None:
-        saved = 1 - getattr(c, r.budget["objective"]) / max(getattr(u, r.budget["objective"]), 1)
+        saved = r.saved_vs_uniform()
         text = t(
             "budget.uniform",
             label=u.label,
@@ -190,30 +204,15 @@ def show_answer(r) -> None:
 
 def show_details(p, r, req: dict) -> None:
     chosen = r.chosen
-    plan = pd.DataFrame(r.plan_rows())
+    rows = pd.DataFrame(r.plan_rows())
     st.subheader(t("budget.plan"))
-    if len(plan):
-        st.plotly_chart(charts.plan_figure(plan), key="budget_plan_plot")
-        st.dataframe(
-            plan,
-            hide_index=True,
-            key="budget_plan",
-            column_config={
-                "layer": t("layers.layer"),
-                "prune_rate": st.column_config.NumberColumn(t("budget.col_rate"), format="percent"),
-                "bits": t("chart.bits"),
-                "weight_bytes": st.column_config.NumberColumn(t("budget.col_bytes")),
-                "uniform_rate": st.column_config.NumberColumn(
-                    t("budget.col_uniform_rate"), format="percent"
-                ),
-                "uniform_bits": st.column_config.NumberColumn(t("budget.col_uniform_bits")),
-                "uniform_weight_bytes": st.column_config.NumberColumn(
-                    t("budget.col_uniform_bytes")
-                ),
-            },
-        )
+    st.plotly_chart(charts.plan_figure(rows), key="budget_plan_plot")
+    st.caption(t("budget.plan_help"))
+    plan, config = table(rows, columns.PLAN)
+    st.dataframe(plan, hide_index=True, key="budget_plan", column_config=config)
+    st.caption(budget_totals(i18n.lang(), r.totals()))
     st.subheader(t("budget.every"))
-    tried = pd.DataFrame([c.to_row() for c in r.tried])
+    tried = pd.DataFrame(r.tried_rows())
     uniform = r.best_uniform.label if r.best_uniform else None
     x = r.budget["objective"]
     fig = charts.budget_figure(tried, r.delta, chosen.label, uniform, x)
@@ -224,7 +223,9 @@ def show_details(p, r, req: dict) -> None:
             "budget.every_help",
             n=n.built,
             met=n.met,
-            uniform=n.by_source.get("uniform", 0),
+            grid=n.grid,
+            used=n.used,
+            allowed=n.allowed,
             greedy=n.by_source.get("greedy", 0),
             refine=n.by_source.get("refine", 0),
             sensitivity=n.sensitivity,
@@ -234,8 +235,11 @@ def show_details(p, r, req: dict) -> None:
         )
     )
     with st.expander(t("budget.candidates")):
-        st.dataframe(tried, hide_index=True, key="budget_tried")
-        st.dataframe(pd.DataFrame(r.sensitivity), hide_index=True, key="budget_sens")
+        frame, config = table(tried, columns.TRIED)
+        st.dataframe(frame, hide_index=True, key="budget_tried", column_config=config)
+        st.caption(t("budget.sens_help"))
+        frame, config = table(pd.DataFrame(r.sensitivity), columns.SENSITIVITY)
+        st.dataframe(frame, hide_index=True, key="budget_sens", column_config=config)
     plan_key = json.dumps({"plan": chosen.plan, "config": chosen.config})
     st.download_button(
         t("budget.download", size=human_bytes(chosen.artifact_bytes)),
@@ -282,10 +286,8 @@ def finetune_section(p, r, req: dict) -> None:
     ):
         col.subheader(t(title))
         c, d = col.columns(2)
-        gain = None
-        if res is tuned:
-            gain = t("num.pp", value=f"{100 * (tuned.accuracy - r.test.accuracy):+.2f}")
-        c.metric(t("metric.accuracy"), percent(res.accuracy, 2), gain)
+        pp = t("budget.pp_vs_base", value=f"{res.delta_pp:+.2f}")  # both against the baseline
+        c.metric(t("metric.accuracy"), percent(res.accuracy, 2), pp)
         d.metric(t("metric.size"), human_bytes(res.artifact_bytes))
 
 
@@ -293,7 +295,6 @@ def main() -> None:
     i18n.language_picker()
     st.title(t("budget.title"))
     st.caption(t("budget.caption"))
-    st.caption(t("budget.delta"))
     p = pick.sidebar()
     pick.load_baseline(p)
     req = budget_form(p)

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from compress_core import CompressionConfig, compress
+from compress_core import CompressionConfig, compress, run_on
 from compress_core.__main__ import main as cli
 from compress_core.analysis.budget import (
     Budget,
@@ -128,10 +128,10 @@ def test_a_generous_budget_finds_a_plan_smaller_than_any_uniform_point(digits_le
     best_uniform = min(row[3] for row in uniform_grid if row[2] >= r.delta)
     assert r.best.artifact_bytes < best_uniform
     assert r.best.source in ("greedy", "refine")
-    plan_rows = r.plan_rows()
+    plan_rows = [row for row in r.plan_rows() if row["searched"]]
     assert [row["layer"] for row in plan_rows] == r.layers
     assert {(row["prune_rate"], row["bits"]) for row in plan_rows} != {
-        (row["uniform_rate"], row["uniform_bits"]) for row in plan_rows
+        (row["uniform_prune_rate"], row["uniform_bits"]) for row in plan_rows
     }
 
 
@@ -206,6 +206,62 @@ def test_counts_agree_with_the_candidates_and_the_progress_steps(digits_lenet):
     assert sum(u.stage == "test" for u in ticks) == n.tested
     unreachable = search(base, data, Budget(min_accuracy=1.0), rates=(0.0,), bits=(32,))
     assert unreachable.counts().met == 0 and not unreachable.met
+
+
+def test_plan_rows_and_totals_recount_the_chosen_and_the_uniform_models(digits_lenet):
+    """Every layer (searched or intact) with its bias, plus the header, is the whole file."""
+    base, data = digits_lenet
+    r = search(base, data, Budget(max_drop_pp=1.0), rates=RATES, bits=BITS, max_evals=8)
+    assert r.met and r.best_uniform is not None
+    stored = [n for n, m in base.named_modules() if list(m.parameters(recurse=False))]
+    rows = r.plan_rows()
+    assert [row["layer"] for row in rows] == stored  # conv1 and fc3 too, left intact
+    for prefix, c in (("", r.best), ("uniform_", r.best_uniform)):
+        model = build(base, data, c, CompressionConfig())
+        modules = dict(model.named_modules())
+        for row in rows:
+            params = list(modules[row["layer"]].parameters(recurse=False))
+            nonzero = sum(int((p != 0).sum()) for p in params)
+            numel = sum(p.numel() for p in params)
+            assert row[f"{prefix}nonzero_share"] == nonzero / numel, row
+            rate, bits = c.plan.get(row["layer"], (0.0, FLOAT_BITS))
+            assert (row[f"{prefix}prune_rate"], row[f"{prefix}bits"]) == (rate, bits)
+            if not prefix:
+                assert (row["params"], row["nonzero"]) == (numel, nonzero)
+                assert row["searched"] == (row["layer"] in r.layers)
+        blob = export(model)
+        assert sum(row[f"{prefix}bytes"] for row in rows) + c.header_bytes == len(blob)
+    n = r.totals()
+    model = build(base, data, r.best, CompressionConfig())
+    assert n.artifact_bytes == len(export(model)) == r.best.artifact_bytes
+    assert n.nonzero == sum(int((p != 0).sum()) for p in model.parameters())
+    assert n.nonzero == r.best.nonzero_params
+    assert n.params == sum(p.numel() for p in base.parameters()) == r.baseline_params
+    # The changes the page shows, recomputed from the same numbers.
+    assert r.size_vs_dense() == pytest.approx(n.artifact_bytes / (4 * n.params) - 1)
+    assert r.nonzero_vs_baseline() == pytest.approx(n.nonzero / n.params - 1)
+    saved = 1 - r.best.artifact_bytes / r.best_uniform.artifact_bytes
+    assert r.saved_vs_uniform() == pytest.approx(saved) and saved >= 0
+    # The best uniform point is the same setting the Explore page runs: the same counts.
+    explore = run_on(base, data, CompressionConfig.from_dict(r.best_uniform.config))
+    assert explore.artifact_bytes == r.best_uniform.artifact_bytes
+    assert explore.nonzero_params == r.best_uniform.nonzero_params
+
+
+@pytest.mark.parametrize("max_evals", [4, 30])
+def test_the_allowance_bounds_what_greedy_and_refine_spend_and_the_grid_comes_on_top(
+    digits_lenet, max_evals
+):
+    base, data = digits_lenet
+    r = search(base, data, Budget(max_drop_pp=1.0), rates=RATES, bits=BITS, max_evals=max_evals)
+    n = r.counts()
+    searched = [c for c in r.tried if c.source in ("greedy", "refine")]
+    assert n.allowed == max_evals and n.used == len(searched) <= max_evals
+    assert n.grid == len(RATES) * len(BITS) and n.built == n.grid + n.used == len(r.tried)
+    rows = r.tried_rows()
+    assert [row["label"] for row in rows] == [c.label for c in r.tried]
+    assert n.met == sum(row["meets"] for row in rows)
+    assert all(row["meets"] == (row["val_accuracy"] >= r.delta - 1e-9) for row in rows)
 
 
 @pytest.mark.parametrize("quant", ["uniform", "kmeans", "ecq"])

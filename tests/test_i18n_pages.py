@@ -65,3 +65,33 @@ def test_switching_the_language_keeps_explore_on_the_open_tab(digits_lenet):
     assert [tab.label for tab in at.tabs][1] == text("zh", "explore.tab_layers")
     assert at.session_state["explore_tab"] == text("zh", "explore.tab_layers")
     assert len(at.get("plotly_chart")) == 1  # the Layers tab's chart, nothing else drawn
+
+
+def test_the_budget_answer_reads_in_chinese_tables_included(digits_lenet):
+    import json
+
+    from compress_core import columns
+
+    at = AppTest.from_file(str(ROOT / "pages/3_Budget.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="budget_rates").set_value([0, 50, 90])
+    at.multiselect(key="budget_bits").set_value([4, 32])
+    at.slider(key="budget_evals").set_value(5)
+    at.button(key="budget_submit").click().run()
+    # Then switch (AppTest formats options outside the run, in English, so search first).
+    at.selectbox(key="lang_picker").set_value("zh").run()
+    assert not at.exception and not at.error
+    assert at.title[0].value == text("zh", "budget.title")
+    shown = _shown(at) + [s.label for s in at.status]
+    assert not [s for s in shown if s in ENGLISH]
+    assert text("zh", "budget.delta") in [c.value for c in at.caption]
+    plan, tried, sens = at.dataframe
+    for frame, spec in ((plan, columns.PLAN), (tried, columns.TRIED), (sens, columns.SENSITIVITY)):
+        labels = {v["label"] for v in json.loads(frame.proto.columns).values() if "label" in v}
+        assert labels == {text("zh", key) for key, _ in spec.values()}
+    assert set(tried.value["source"]) <= {
+        text("zh", f"source.{s}") for s in ("uniform", "greedy", "refine")
+    }
+    assert set(sens.value["kind"]) == {
+        text("zh", "sens.kind_prune"),
+        text("zh", "sens.kind_quantize"),
+    }

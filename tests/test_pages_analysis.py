@@ -1,9 +1,11 @@
 """The Sweep, Sensitivity and Budget pages, run in-process with AppTest on the real engine."""
 
+import base64
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -113,7 +115,11 @@ def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet
     saved = float(re.search(r"\*\*(-?[\d.]+)%\*\* smaller", uniform).group(1))
     assert saved >= 0.0  # never larger than the best uniform setting
     plan = next(d.value for d in at.dataframe)
-    assert plan["layer"].tolist() == ["conv2", "fc1", "fc2"]  # first and last kept intact
+    assert plan["layer"].tolist() == ["conv1", "conv2", "fc1", "fc2", "fc3"]  # every layer
+    searched = plan[plan["searched"]]["layer"].tolist()
+    assert searched == ["conv2", "fc1", "fc2"]  # first and last kept intact
+    intact = plan[~plan["searched"]]
+    assert (intact["prune_rate"] == 0).all() and (intact["bits"] == 32).all()
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[-1] == text("en", "report.download")  # after the model's download
     _check_budget_counts(at)
@@ -126,26 +132,71 @@ def test_budget_page_finds_a_plan_and_says_when_delta_cannot_be_met(digits_lenet
 
 
 def _check_budget_counts(at) -> None:
-    """The page's counts (status, caption, legend) are the result's ``counts()``."""
+    """The page shows the result's own numbers: counts, plan, totals, metrics and tables."""
+    from compress_core import columns
+    from compress_core.report import budget_totals
+
     req = at.session_state["budget_request"]
     args = (req["budget"], req["common"], req["rates"], req["bits"], req["evals"])
     r = ui.cache.budget(*PICK, *args)  # the page's own cached result
     n = r.counts()
     assert n.met >= 1 and n.built > n.met
-    assert at.status[0].label == text("en", "budget.searched", n=n.built, met=n.met)
-    sources = {k: n.by_source.get(k, 0) for k in ("uniform", "greedy", "refine")}
+    # The allowance the slider set is the one counted, and the grid comes on top of it.
+    assert n.allowed == req["evals"] == at.slider(key="budget_evals").value
+    assert n.built == n.grid + n.used and n.used <= n.allowed
+    counts = dict(n=n.built, grid=n.grid, used=n.used, allowed=n.allowed, met=n.met)
+    assert at.status[0].label == text("en", "budget.searched", **counts)
+    sources = {k: n.by_source.get(k, 0) for k in ("greedy", "refine")}
     caption = text(
         "en",
         "budget.every_help",
-        **dict(n=n.built, met=n.met, sensitivity=n.sensitivity, tested=n.tested, steps=n.steps),
+        **counts,
+        **dict(sensitivity=n.sensitivity, tested=n.tested, steps=n.steps),
         **sources,
         s=f"{r.seconds:.1f}",
     )
-    assert caption in [c.value for c in at.caption]
+    captions = [c.value for c in at.caption]
+    assert caption in captions
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # every model the search built
     legend = {trace.get("name") for trace in spec["data"]}
     for source, count in n.by_source.items():
         assert text("en", "chart.source", source=text("en", f"source.{source}"), n=count) in legend
+    # The metrics are the chosen model's; the plan table sums to them with the header.
+    c, totals = r.chosen, r.totals()
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["Compressed size"] == human_bytes(c.artifact_bytes)
+    assert metric["Non-zero parameters"] == f"{c.nonzero_params:,}"
+    assert metric["Validation accuracy"] == f"{c.val_accuracy:.2%}"
+    assert metric["Test accuracy"] == f"{r.test.accuracy:.2%}"
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    assert deltas["Compressed size"] == f"{100 * r.size_vs_dense():+.1f}% vs fp32"
+    uniform = next(i.value for i in at.info if "Best uniform setting" in i.value)
+    assert f"**{r.saved_vs_uniform():.1%}** smaller" in uniform
+    plan_df, tried_df, sens_df = at.dataframe  # the plan, every candidate, the sensitivity
+    plan = plan_df.value
+    assert plan.to_dict("records") == r.plan_rows()
+    assert plan["nonzero"].sum() == totals.nonzero == c.nonzero_params
+    assert plan["bytes"].sum() + totals.header_bytes == totals.artifact_bytes == c.artifact_bytes
+    assert budget_totals("en", totals) in captions
+    # The plan chart plots the table's non-zero share, under that name.
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    shares = [t for t in bars["data"] if t.get("xaxis", "x") == "x"]
+    y = shares[0]["y"]
+    y = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else y
+    assert list(y) == plan["nonzero_share"].tolist()
+    assert bars["layout"]["yaxis"]["title"]["text"] == text("en", "chart.nonzero_share")
+    # Every candidate with "Meets δ"; human column names throughout, no raw codes.
+    tried = tried_df.value
+    assert tried["meets"].tolist() == [row["meets"] for row in r.tried_rows()]
+    assert sum(tried["meets"]) == n.met
+    assert set(tried["source"]) <= {text("en", f"source.{s}") for s in n.by_source}
+    tables = ((plan_df, columns.PLAN), (tried_df, columns.TRIED), (sens_df, columns.SENSITIVITY))
+    for frame, spec in tables:
+        config = json.loads(frame.proto.columns)
+        names = {v["label"] for v in config.values() if "label" in v}
+        assert names == {text("en", k) for k, _ in spec.values()}
+    sens = sens_df.value
+    assert "loss" not in sens and "split" not in sens and len(sens) == n.sensitivity
 
 
 def test_budget_page_fine_tunes_the_chosen_plan_with_a_stop_button_only_while_it_runs(

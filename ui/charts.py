@@ -389,22 +389,24 @@ def budget_figure(
 
 
 def plan_figure(plan: pd.DataFrame) -> go.Figure:
-    """Per layer: weights kept and bits, chosen plan against the best uniform setting.
+    """Per layer: the share of parameters left non-zero and the bits, chosen plan against
+    the best uniform setting; every stored layer, the intact ones too.
 
-    ``plan`` has BudgetResult.plan_rows() columns.
+    ``plan`` has BudgetResult.plan_rows() columns. The share is the engine's
+    ``nonzero_share`` (non-zero parameters over all, bias included): quantizing can zero
+    weights pruning kept, so it may be below 1 - the pruning rate.
     """
-    titles = (t("chart.kept"), t("ctl.bits"))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
+    fig = make_subplots(rows=1, cols=2)
     pairs = (
-        (t("chart.chosen"), "prune_rate", "bits", "#E45756"),
-        (t("chart.best_uniform"), "uniform_rate", "uniform_bits", "#4C78A8"),
+        (t("chart.chosen"), "nonzero_share", "bits", "#E45756"),
+        (t("chart.best_uniform"), "uniform_nonzero_share", "uniform_bits", "#4C78A8"),
     )
-    for name, rate, bits, color in pairs:
-        if plan[rate].isna().all():
+    for name, share, bits, color in pairs:
+        if plan[share].isna().all():
             continue
         fig.add_bar(
             x=plan["layer"],
-            y=100 * (1 - plan[rate]),
+            y=plan[share],
             name=name,
             marker_color=color,
             legendgroup=name,
@@ -421,8 +423,10 @@ def plan_figure(plan: pd.DataFrame) -> go.Figure:
             row=1,
             col=2,
         )
-    fig.update_yaxes(range=[0, 105], row=1, col=1)
-    fig.update_yaxes(range=[0, 33], row=1, col=2)
+    fig.update_yaxes(
+        range=[0, 1.05], tickformat=".0%", title=t("chart.nonzero_share"), row=1, col=1
+    )
+    fig.update_yaxes(range=[0, 33], title=t("rcol.bits"), row=1, col=2)
     fig.update_layout(
         barmode="group",
         height=320,

@@ -86,3 +86,33 @@ def layer_columns() -> dict:
         "encoding": t("layers.encoding"),
         "skipped": t("layers.skipped"),
     }
+
+
+def table(frame, spec: dict):
+    """``frame`` ready for ``st.dataframe``: (its codes as words, the column config).
+
+    ``spec`` is one of ``compress_core.columns``' (PLAN, TRIED, SENSITIVITY, RESULT):
+    the HTML report names and formats the same columns the same way; columns outside
+    it are left out, the others keep the spec's order.
+    """
+    import streamlit as st
+
+    from compress_core import columns
+
+    from .i18n import lang, t
+
+    number = st.column_config.NumberColumn
+    kinds = {
+        "percent": lambda name: number(name, format="percent"),
+        "accuracy": lambda name: number(name, format="percent"),
+        "pp": lambda name: number(name, format=t("num.pp", value="%+.2f")),
+        "count": lambda name: number(name, format="localized"),
+        "bytes": lambda name: number(name, format="localized"),
+        "bits": lambda name: number(name, format="%d"),
+        "ratio": lambda name: number(name, format="%.1f×"),
+        "yesno": st.column_config.CheckboxColumn,
+    }
+    text = st.column_config.TextColumn
+    shown = [c for c in spec if c in frame]
+    config = {c: kinds.get(spec[c][1], text)(t(spec[c][0])) for c in shown}
+    return columns.words(lang(), frame, spec)[shown], config

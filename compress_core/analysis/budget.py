@@ -201,6 +201,10 @@ class Candidate:
     config: dict[str, Any] | None = None  # the uniform CompressionConfig, for "uniform"
     finite: bool = True
     layer_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # (bytes, non-zero)
+    # Every stored module, searched or not: (parameters, non-zero, bytes), weights, biases
+    # and buffers together; with ``header_bytes`` they sum to the artifact exactly.
+    modules: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    header_bytes: int = 0
 
     def objective(self, name: str) -> tuple:
         """Sort key: the objective, then the other size, then higher accuracy first."""
@@ -209,7 +213,7 @@ class Candidate:
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
-        for name in ("plan", "config", "layer_sizes"):
+        for name in ("plan", "config", "layer_sizes", "modules", "header_bytes"):
             row.pop(name)
         return row
 
@@ -223,11 +227,18 @@ class BudgetProgress:
     total: int  # an upper bound: the search may finish early
     message: str
 
+    @property
+    def fraction(self) -> float:
+        """How far a progress bar is: ``done`` over ``total``, at most 1."""
+        return min(self.done / max(self.total, 1), 1.0)
+
 
 @dataclass(frozen=True)
 class BudgetCounts:
     """How many models a search built, counted once so every page number agrees.
 
+    ``built`` is the uniform grid's models (``grid``) plus the evaluations the greedy
+    and refinement stages spent (``used``, at most ``allowed``: the page's allowance).
     ``steps`` is what the progress bar counts: every whole model evaluated on
     validation (``built``), every one-layer model behind the sensitivity curves,
     and every test evaluation.
@@ -238,10 +249,36 @@ class BudgetCounts:
     met: int  # of those, how many reach delta on validation
     sensitivity: int  # one-layer models behind the sensitivity curves
     tested: int  # models then evaluated on the test split (the answer, the best uniform)
+    allowed: int  # the evaluations allowed after the grid (``max_evals``)
 
     @property
     def steps(self) -> int:
         return self.built + self.sensitivity + self.tested
+
+    @property
+    def grid(self) -> int:
+        """Models of the uniform grid (every rate x bit width; fewer when stopped)."""
+        return self.by_source.get("uniform", 0)
+
+    @property
+    def used(self) -> int:
+        """Evaluations the greedy and refinement stages spent: at most ``allowed``."""
+        return self.by_source.get("greedy", 0) + self.by_source.get("refine", 0)
+
+
+@dataclass(frozen=True)
+class PlanTotals:
+    """The chosen model summed over ``plan_rows``: every layer, searched or left intact."""
+
+    params: int  # every parameter, weights and biases
+    nonzero: int  # of those, not exactly zero: the model's non-zero parameters
+    layer_bytes: int  # the layers' bytes in the file
+    header_bytes: int  # the file's header
+
+    @property
+    def artifact_bytes(self) -> int:
+        """The file's exact length: the layers and the header."""
+        return self.layer_bytes + self.header_bytes
 
 
 def meets(c: Candidate, delta: float) -> bool:
@@ -270,6 +307,7 @@ class BudgetResult:
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # SensitivityPoint rows
     seconds: float = 0.0
     stopped: bool = False  # should_stop ended the search early: the answer is the best so far
+    max_evals: int = MAX_EVALS  # the evaluations allowed after the uniform grid
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; the test results without their per-image lists."""
@@ -300,30 +338,83 @@ class BudgetResult:
             met=sum(meets(c, self.delta) for c in self.tried),
             sensitivity=len(self.sensitivity),
             tested=(self.test is not None) + (self.uniform_test is not None),
+            allowed=self.max_evals,
         )
 
+    def tried_rows(self) -> list[dict[str, Any]]:
+        """Every candidate as a row (``Candidate.to_row``) with ``meets``: reaches delta."""
+        return [dict(c.to_row(), meets=meets(c, self.delta)) for c in self.tried]
+
+    def size_vs_dense(self) -> float:
+        """The chosen model's bytes against the fp32 model's, as a change: -0.9 is 10x smaller."""
+        return self.chosen.artifact_bytes / self.dense_bytes - 1
+
+    def nonzero_vs_baseline(self) -> float:
+        """The chosen model's non-zero parameters against the baseline's parameters, a change."""
+        return self.chosen.nonzero_params / self.baseline_params - 1
+
+    def saved_vs_uniform(self) -> float | None:
+        """How much smaller the answer is than the best uniform point, in the objective."""
+        if self.best is None or self.best_uniform is None:
+            return None
+        name = self.budget["objective"]
+        return 1 - getattr(self.best, name) / max(getattr(self.best_uniform, name), 1)
+
     def plan_rows(self) -> list[dict[str, Any]]:
-        """One row per layer of the chosen model: its setting against the best uniform one."""
+        """One row per stored layer of the chosen model, against the best uniform point.
+
+        Every layer is here, the ones the search set (``searched``) and the ones it left
+        intact (at 0 % and float), each with its weights and biases together: the rows'
+        ``nonzero`` sum to the model's non-zero parameters, and their ``bytes`` with
+        ``totals().header_bytes`` to the artifact's length. ``nonzero_share`` is the
+        share of the layer's parameters that are not zero (what the plan chart shows):
+        quantizing can zero weights that pruning kept.
+        """
         if self.chosen is None:
             return []
-        uniform = self.best_uniform or Candidate({}, "", "uniform", 0.0, 0, 0)
+        uniform = self.best_uniform
         rows = []
-        for layer, (rate, bits) in self.chosen.plan.items():
-            nbytes, nonzero = self.chosen.layer_sizes.get(layer, (None, None))
-            u_rate, u_bits = uniform.plan.get(layer, (None, None))
-            rows.append(
-                {
-                    "layer": layer,
-                    "prune_rate": rate,
-                    "bits": bits,
-                    "nonzero": nonzero,
-                    "weight_bytes": nbytes,
-                    "uniform_rate": u_rate,
-                    "uniform_bits": u_bits,
-                    "uniform_weight_bytes": uniform.layer_sizes.get(layer, (None,))[0],
-                }
-            )
+        for layer, (params, nonzero, nbytes) in self.chosen.modules.items():
+            row = {"layer": layer, "searched": layer in self.chosen.plan}
+            row.update(_layer_columns(self.chosen, layer, params, nonzero, nbytes))
+            if uniform is not None and layer in uniform.modules:
+                u = _layer_columns(uniform, layer, *uniform.modules[layer])
+            else:
+                u = dict.fromkeys(("prune_rate", "bits", "nonzero_share", "bytes"))
+            row.update({f"uniform_{k}": u[k] for k in ("prune_rate", "bits", "nonzero_share")})
+            row["uniform_bytes"] = u["bytes"]
+            rows.append(row)
         return rows
+
+    def totals(self) -> PlanTotals | None:
+        """The chosen model's ``plan_rows`` summed, with the header: its exact counts.
+
+        Example:
+            >>> n = r.totals()
+            >>> (n.artifact_bytes, n.nonzero) == (r.chosen.artifact_bytes, r.chosen.nonzero_params)
+            True
+        """
+        if self.chosen is None:
+            return None
+        rows = self.chosen.modules.values()
+        return PlanTotals(
+            params=sum(p for p, _, _ in rows),
+            nonzero=sum(n for _, n, _ in rows),
+            layer_bytes=sum(b for _, _, b in rows),
+            header_bytes=self.chosen.header_bytes,
+        )
+
+
+def _layer_columns(c: Candidate, layer: str, params: int, nonzero: int, nbytes: int) -> dict:
+    rate, bits = c.plan.get(layer, (0.0, FLOAT_BITS))
+    return {
+        "prune_rate": rate,
+        "bits": bits,
+        "params": params,
+        "nonzero": nonzero,
+        "nonzero_share": nonzero / params if params else None,
+        "bytes": nbytes,
+    }
 
 
 def build(base: nn.Module, data, candidate: Candidate, common: CompressionConfig) -> nn.Module:
@@ -429,6 +520,7 @@ class _Search:
     total: int
     progress: Callable[[BudgetProgress], None] | None
     should_stop: Callable[[], bool] | None
+    max_evals: int = MAX_EVALS  # whole-model evaluations allowed after the uniform grid
     tried: list[Candidate] = field(default_factory=list)
     seen: dict[tuple, Candidate] = field(default_factory=dict)
     done: int = 0
@@ -496,7 +588,28 @@ def measure_candidate(base, data, common, subset, todo: tuple[dict, dict | None]
     c.layer_sizes = {
         n: (rows[f"{n}.weight"]["total_bytes"], rows[f"{n}.weight"]["nonzero"]) for n in plan
     }
+    c.modules = module_sizes(size.layers, {n for n, _ in model.named_parameters()})
+    c.header_bytes = size.header_bytes
     return c
+
+
+def module_sizes(rows: list[dict], parameters: set[str]) -> dict[str, tuple[int, int, int]]:
+    """``artifact_size`` rows summed per module: (parameters, non-zero parameters, bytes).
+
+    A module's weight, bias and buffers go together; buffers (BatchNorm statistics) count
+    in its bytes but not in its parameters, as ``Size.nonzero_params`` counts them.
+    """
+    out: dict[str, tuple[int, int, int]] = {}
+    for row in rows:
+        is_param = row["name"] in parameters
+        module = row["name"].rpartition(".")[0]
+        params, nonzero, nbytes = out.get(module, (0, 0, 0))
+        out[module] = (
+            params + row["numel"] * is_param,
+            nonzero + row["nonzero"] * is_param,
+            nbytes + row["total_bytes"],
+        )
+    return out
 
 
 Costs = dict[tuple[str, float, int], tuple[int, int]]  # (layer, rate, bits) -> (bytes, non-zero)
@@ -716,7 +829,9 @@ def _start(base, data, budget, common, rates, bits, subset, max_evals, progress,
         )
     delta = budget.delta(baseline_split_metrics(base, data, "val", subset).accuracy)
     total = len(rates) * len(bits) + len(layers) * (len(rates) + len(bits)) + max_evals + 2
-    return _Search(base, data, common, budget, delta, layers, subset, total, progress, should_stop)
+    return _Search(
+        base, data, common, budget, delta, layers, subset, total, progress, should_stop, max_evals
+    )
 
 
 def _answer(s: _Search, points: list[SensitivityPoint], seconds: float) -> BudgetResult:
@@ -748,4 +863,5 @@ def _answer(s: _Search, points: list[SensitivityPoint], seconds: float) -> Budge
         sensitivity=[p.to_row() for p in points],
         seconds=seconds,
         stopped=s.stopped,
+        max_evals=s.max_evals,
     )
