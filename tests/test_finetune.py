@@ -153,16 +153,22 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients(per_channel):
     w = torch.randn(6, 4, 3, 3)
     mask = torch.rand(w.shape) > 0.4
     layer = LayerRecord(mask, quantize_tensor(w, mask, 3, "kmeans", per_channel))
-    shared = _SharedWeights(layer, w.numel())
-    out = shared(torch.zeros_like(w))
-    assert torch.equal(out, materialize(w.shape, layer, None))
-    upstream = torch.randn(w.shape)
-    (out * upstream).sum().backward()
     q = layer.quant
-    expected = torch.zeros_like(q.codebook).view(-1)
+    upstream = torch.randn(w.shape)
     flat = q.groups * q.codebook.shape[1] + q.codes
-    expected.index_add_(0, flat, upstream.reshape(-1)[mask.reshape(-1)])
-    torch.testing.assert_close(shared.codebook.grad.view(-1), expected)
+    summed = torch.zeros_like(q.codebook).view(-1)
+    summed.index_add_(0, flat, upstream.reshape(-1)[mask.reshape(-1)])
+    pinned = bits_of(q.codebook) == 0  # the 0.0 k-means pins where weights are pruned
+    assert pinned[:, 0].all() and int(pinned.sum()) == len(q.codebook)
+    for hold_zero in (True, False):  # False: Deep Compression's replay, nothing held
+        shared = _SharedWeights(layer, w.numel(), hold_zero)
+        out = shared(torch.zeros_like(w))
+        assert torch.equal(out, materialize(w.shape, layer, None))
+        (out * upstream).sum().backward()
+        expected = summed.clone()
+        if hold_zero:
+            expected[pinned.view(-1)] = 0.0  # the pinned 0.0 gets no gradient: it stays 0.0
+        torch.testing.assert_close(shared.codebook.grad.view(-1), expected)
 
 
 @pytest.mark.parametrize("method", ["uniform", "symmetric"])
