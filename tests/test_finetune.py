@@ -171,6 +171,27 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients(per_channel):
         torch.testing.assert_close(shared.codebook.grad.view(-1), expected)
 
 
+def test_centroid_training_keeps_the_pinned_zero_and_writes_format_5(digits_lenet):
+    """k-means at 4 bits, 5 % pruned, centroids trained: each pruned channel's entry 0 is
+    still +0.0, the pruned weights are that code (format 5's zero level, no positions)."""
+    base, data = digits_lenet
+    config = CompressionConfig(prune_rate=0.05, bits=4, quant="kmeans")
+    model = finetune(base, data, config, FinetuneConfig(epochs=0, qat_epochs=1, **FAST))
+    one_shot = get_record(compress(base, config)).layers
+    moved = 0
+    for name, layer in get_record(model).layers.items():
+        q = layer.quant
+        pruned = (~layer.mask).reshape(len(q.codebook), -1).any(dim=1)
+        assert torch.equal(bits_of(q.codebook[:, 0]) == 0, pruned), name
+        moved += int((q.codebook != one_shot[name].quant.codebook).sum())
+    assert moved > 0  # the other centroids did train
+    blob = export(model)
+    assert blob[4] == 5
+    assert "zero level" in {r["index_encoding"] for r in artifact_size(model).layers}
+    back = load_compressed(blob)
+    assert same_bits(model, back) and export(back) == blob
+
+
 @pytest.mark.parametrize("method", ["uniform", "symmetric"])
 def test_fake_quant_forward_is_the_quantizer_and_backward_is_straight_through(method):
     torch.manual_seed(0)
