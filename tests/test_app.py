@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from compress_core import CompressionConfig, run_on
 from compress_core.core.layers import compressed_share
+from compress_core.core.quantize import PIN_ZERO_BITS
 from ui import view
 from ui.format import human_bytes
 
@@ -156,24 +157,28 @@ def test_the_view_round_trips_through_the_url_for_every_field():
     assert view.from_query(view.to_query(everything)) == (everything, [])
 
 
-@pytest.mark.parametrize("rate, quant", [(5, "kmeans"), (20, "kmeans"), (5, "uniform")])
+@pytest.mark.parametrize(
+    "rate, quant, bits", [(5, "kmeans", 2), (20, "kmeans", 2), (5, "kmeans", 4), (5, "uniform", 4)]
+)
 def test_a_little_pruning_is_explained_and_the_layer_table_shows_the_index(
-    at, digits_lenet, rate, quant
+    at, digits_lenet, rate, quant, bits
 ):
     base, data = digits_lenet
     at.session_state["explore_tab"] = "Layers"
     at.selectbox(key="quant").set_value(quant).run()
+    at.select_slider(key="bits").set_value(bits).run()
     at.slider(key="prune_rate").set_value(rate).run()
-    config = CompressionConfig(prune_rate=rate / 100, bits=4, quant=quant)
+    config = CompressionConfig(prune_rate=rate / 100, bits=bits, quant=quant)
     expected = run_on(base, data, config)
     notes = [c.value for c in at.caption if "A little pruning can make the file bigger" in c.value]
     table = next(d.value for d in at.dataframe if "encoding" in d.value.columns)
     assert table["encoding"].tolist() == [row["encoding"] for row in expected.layers]
     pruned = {e.split(" ")[0] for e in table[table["skipped"] == ""]["encoding"]}
-    if quant == "kmeans":  # no zero level: an index (or the positions as an extra code, which
-        # carries the same information), and the note says why it costs bytes
+    if bits < PIN_ZERO_BITS:  # k-means with no zero level: an index (or the positions as an
+        # extra code, which carries the same information), and the note says why it costs bytes
         assert len(notes) == 1 and pruned <= {"bitmask", "relative", "pruned"}
-    else:  # uniform codes store light pruning as the zero code: no index, no note
+    else:  # uniform codes and k-means with its pinned 0.0 store light pruning as the zero
+        # code: no index, no note
         assert not notes and "zero" in pruned
 
 

@@ -412,7 +412,7 @@ def test_truncated_empty_and_foreign_bytes_raise_artifact_error(blob):
     cuts |= set(range(0, len(blob), 97))
     bad = [blob[:n] for n in sorted(cuts)]
     bad += [blob + b"\x00", b"PK\x03\x04" + blob[4:]]
-    bad += [blob[:4] + bytes([art.VERSION + 1]) + blob[5:]]
+    bad += [blob[:4] + bytes([max(art.READS) + 1]) + blob[5:]]
     bad += [b"SLIM\x01" + b"\xff" * 40, os.urandom(300), b"SLIM\x01\x00\x00\x00\x00"]
     for data in bad:
         with pytest.raises(ArtifactError):

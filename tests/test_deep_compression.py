@@ -85,6 +85,15 @@ def test_conv_and_fc_layers_get_their_own_bit_widths(run):
         assert len(torch.unique(kept)) <= 2**bits
 
 
+def test_k_means_clusters_the_kept_weights_only_with_no_zero_pinned(run):
+    """The paper's clustering (pin_zero=False, nothing held in centroid training): no
+    codebook entry is +0.0, so the replay is what it was before k-means pinned one."""
+    model, _, _ = run
+    for name, layer in get_record(model).layers.items():
+        assert not (layer.quant.codebook.view(torch.int32) == 0).any(), name
+    assert export(model)[4] == 4  # no codebook zero level: format 4, as before
+
+
 def test_retraining_wins_back_what_one_shot_pruning_lost(run):
     _, report, _ = run
     prune = report.stages[1]

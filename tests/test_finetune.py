@@ -153,16 +153,43 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients(per_channel):
     w = torch.randn(6, 4, 3, 3)
     mask = torch.rand(w.shape) > 0.4
     layer = LayerRecord(mask, quantize_tensor(w, mask, 3, "kmeans", per_channel))
-    shared = _SharedWeights(layer, w.numel())
-    out = shared(torch.zeros_like(w))
-    assert torch.equal(out, materialize(w.shape, layer, None))
-    upstream = torch.randn(w.shape)
-    (out * upstream).sum().backward()
     q = layer.quant
-    expected = torch.zeros_like(q.codebook).view(-1)
+    upstream = torch.randn(w.shape)
     flat = q.groups * q.codebook.shape[1] + q.codes
-    expected.index_add_(0, flat, upstream.reshape(-1)[mask.reshape(-1)])
-    torch.testing.assert_close(shared.codebook.grad.view(-1), expected)
+    summed = torch.zeros_like(q.codebook).view(-1)
+    summed.index_add_(0, flat, upstream.reshape(-1)[mask.reshape(-1)])
+    pinned = bits_of(q.codebook) == 0  # the 0.0 k-means pins where weights are pruned
+    assert pinned[:, 0].all() and int(pinned.sum()) == len(q.codebook)
+    for hold_zero in (True, False):  # False: Deep Compression's replay, nothing held
+        shared = _SharedWeights(layer, w.numel(), hold_zero)
+        out = shared(torch.zeros_like(w))
+        assert torch.equal(out, materialize(w.shape, layer, None))
+        (out * upstream).sum().backward()
+        expected = summed.clone()
+        if hold_zero:
+            expected[pinned.view(-1)] = 0.0  # the pinned 0.0 gets no gradient: it stays 0.0
+        torch.testing.assert_close(shared.codebook.grad.view(-1), expected)
+
+
+def test_centroid_training_keeps_the_pinned_zero_and_writes_format_5(digits_lenet):
+    """k-means at 4 bits, 5 % pruned, centroids trained: each pruned channel's entry 0 is
+    still +0.0, the pruned weights are that code (format 5's zero level, no positions)."""
+    base, data = digits_lenet
+    config = CompressionConfig(prune_rate=0.05, bits=4, quant="kmeans")
+    model = finetune(base, data, config, FinetuneConfig(epochs=0, qat_epochs=1, **FAST))
+    one_shot = get_record(compress(base, config)).layers
+    moved = 0
+    for name, layer in get_record(model).layers.items():
+        q = layer.quant
+        pruned = (~layer.mask).reshape(len(q.codebook), -1).any(dim=1)
+        assert torch.equal(bits_of(q.codebook[:, 0]) == 0, pruned), name
+        moved += int((q.codebook != one_shot[name].quant.codebook).sum())
+    assert moved > 0  # the other centroids did train
+    blob = export(model)
+    assert blob[4] == 5
+    assert "zero level" in {r["index_encoding"] for r in artifact_size(model).layers}
+    back = load_compressed(blob)
+    assert same_bits(model, back) and export(back) == blob
 
 
 @pytest.mark.parametrize("method", ["uniform", "symmetric"])

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_artifact import _as_zero_level, _assert_same_model, _assert_same_record, _hand_model
+from test_artifact import (
+    _as_zero_level,
+    _assert_same_model,
+    _assert_same_record,
+    _attach,
+    _hand_model,
+)
 
 from compress_core import CompressionConfig, compress
 from compress_core.core.quantize import dequantize, quantize_tensor
@@ -176,6 +182,86 @@ def test_format_3_files_still_load_bit_exactly_and_rewrite_no_larger(name):
     _assert_same_model(model, load_compressed(again))
 
 
+def _zero_level_codebook_model(bits=3, per_channel=True, sparsity=0.05, seed=0):
+    """``_hand_model``'s codebook layers with entry 0 of every codebook +0.0 and no kept
+    weight coded 0, as k-means with a pinned zero leaves them (format 5's zero level)."""
+    model = _hand_model(bits, "codebook", per_channel, sparsity, seed=seed)
+    layers = get_record(model).layers
+    for layer in layers.values():
+        q = layer.quant
+        q.codebook[:, 0] = 0.0
+        q.codes = q.codes % (2**bits - 1) + 1
+    return _attach(model, layers, bits=bits, prune_rate=sparsity, quant="kmeans")
+
+
+# Written by format 5 (this branch) from _zero_level_codebook_model(3, True, 0.05): both
+# layers per-channel codebooks at positions "zero", the pruned weights coded as entry 0.
+V5_FILES = {"v5-mlp8-3bit-codebook-zero.slim": (3, True, 0.05)}
+
+
+@pytest.mark.parametrize("name", V5_FILES)
+def test_format_5_files_load_bit_exactly_and_rewrite_to_the_same_bytes(name):
+    blob = (DATA / name).read_bytes()
+    assert blob[4] == art.ZERO_CODEBOOK == 5
+    model = _zero_level_codebook_model(*V5_FILES[name])
+    loaded = load_compressed(blob)
+    _assert_same_model(model, loaded)
+    _assert_same_record(model, loaded)
+    for layer in get_record(loaded).layers.values():  # the pruned weights are entry 0's 0.0
+        assert (layer.quant.codebook[:, 0].view(torch.int32) == 0).all()
+    rows = artifact_size(model).layers
+    assert {r["index_encoding"] for r in rows if r["param_encoding"]} == {"zero level"}
+    assert sum(r["index_bytes"] for r in rows) == 0  # no positions
+    assert export(model) == export(loaded) == blob
+    assert artifact_size(loaded).artifact_bytes == len(blob)
+
+
+def test_a_codebook_zero_level_in_a_file_that_says_format_4_is_refused():
+    blob = (DATA / "v5-mlp8-3bit-codebook-zero.slim").read_bytes()
+    with pytest.raises(art.ArtifactError, match="needs format 5"):
+        load_compressed(blob[:4] + bytes([4]) + blob[5:])
+
+
+def test_a_damaged_format_5_file_raises_artifact_error_or_loads():
+    blob = (DATA / "v5-mlp8-3bit-codebook-zero.slim").read_bytes()
+    rng = np.random.default_rng(5)
+    for pos in rng.choice(len(blob), 80, replace=False):
+        data = bytearray(blob)
+        data[pos] ^= 1 << int(rng.integers(8))
+        try:
+            loaded = load_compressed(bytes(data))
+        except art.ArtifactError:
+            continue
+        assert export(loaded) is not None  # a flip in stored values still makes a valid model
+    for n in (5, 6, 40, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(art.ArtifactError):
+            load_compressed(blob[:n])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_codebook_zero_level_round_trips_in_the_shared_block(seed):
+    """fc1's codes repeat a row (lzma sees it): the shared block wins, with both layers in
+    the zero-level layout (every weight's code, the pruned ones as entry 0, then the table)."""
+    from test_format_dump import _periodic_model
+
+    model = _periodic_model("codebook", 3, 0.05, seed)
+    layers = get_record(model).layers
+    for layer in layers.values():
+        layer.quant.codebook[:, 0] = 0.0
+        layer.quant.codes = layer.quant.codes % 7 + 1
+    model = _attach(model, layers, bits=3, prune_rate=0.05)
+    blob = export(model)
+    rows = [r for r in artifact_size(model).layers if r["index_encoding"]]
+    assert {r["index_encoding"] for r in rows} == {"zero level, shared lzma"}
+    assert blob[4] == 5 and len(blob) == artifact_size(model).artifact_bytes
+    back = load_compressed(blob)
+    _assert_same_model(model, back)
+    _assert_same_record(model, back)
+    assert export(back) == blob
+    with pytest.raises(art.ArtifactError, match="needs format 5"):
+        load_compressed(blob[:4] + bytes([4]) + blob[5:])
+
+
 def test_empty_channels_store_no_scale():
     full, empty = (_hand_model(6, "affine", True, rate) for rate in (0.0, 1.0))
     rows = {r["name"]: r for r in artifact_size(empty).layers}
@@ -289,6 +375,38 @@ def test_light_pruning_with_a_zero_level_pays_for_no_index(digits_lenet, quant, 
         if layer.quant is not None and "shared" not in rows[f"{name}.weight"]["index_encoding"]:
             assert torch.equal(get_record(back).layers[name].mask, _as_zero_level(layer).mask)
     assert export(back) == blob
+
+
+@pytest.mark.parametrize("model", ["lenet5", "mlp"])
+@pytest.mark.parametrize("bits", [3, 4])
+def test_light_pruning_at_3_bits_or_more_never_grows_a_k_means_file(model, bits, request):
+    """Issue 14's last pairs: a k-means codebook had no exact zero, so 5 % pruning added a
+    value and an index (LeNet-5, 4 bits: 44,030 -> 44,850 B). With 0.0 pinned as entry 0 the
+    pruned weights are that code and the file holds no positions (format 5's zero level)."""
+    base, _ = request.getfixturevalue(f"digits_{'lenet' if model == 'lenet5' else model}")
+    dense, light = (
+        compress(base, CompressionConfig(prune_rate=r, bits=bits, quant="kmeans"))
+        for r in (0, 0.05)
+    )
+    blob = export(light)
+    assert len(blob) <= len(export(dense))
+    rows = [r for r in artifact_size(light).layers if r["param_encoding"]]
+    assert {r["index_encoding"] for r in rows} == {"zero level"} and blob[4] == 5
+    assert sum(r["index_bytes"] for r in rows) == 0
+    back = load_compressed(blob)
+    _assert_same_model(light, back)
+    assert export(back) == blob and len(blob) == artifact_size(back).artifact_bytes
+
+
+@pytest.mark.parametrize(
+    "config",
+    [dict(prune_rate=0.05, bits=2, quant="kmeans"), dict(prune_rate=0.05, bits=4)]
+    + [dict(bits=4, quant="kmeans"), dict(prune_rate=0.05, bits=4, quant="symmetric")],
+)
+def test_a_file_without_a_codebook_zero_level_stays_format_4(digits_lenet, config):
+    base, _ = digits_lenet
+    blob = export(compress(base, CompressionConfig(**config)))
+    assert blob[4] == art.VERSION == 4
 
 
 # --- entropy-constrained quantization -------------------------------------------------------

@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from compress_core import CompressionConfig, compress
-from compress_core.core.quantize import QUANTIZERS, QuantizationError, quantize_tensor
+from compress_core.core.quantize import (
+    PIN_ZERO_BITS,
+    QUANTIZERS,
+    QuantizationError,
+    quantize_tensor,
+)
 from compress_core.core.record import dequantize, get_record
 
 BITS = [1, 2, 3, 4, 5, 6, 8, 12, 16]
@@ -80,6 +85,75 @@ def test_pruned_weights_stay_exactly_zero_after_quantization(tiny, method):
         w = dict(out.named_modules())[name].weight
         assert torch.all(w[~layer.mask] == 0)
         assert int(torch.count_nonzero(w)) <= int(layer.mask.sum())
+
+
+# --- k-means with a zero level pinned where a group has pruned weights -------------------
+
+
+def _pruned_weight(seed=4, shape=(12, 60)):
+    """A weight whose smallest 10 % are pruned, with two output channels left whole."""
+    w = _weight(seed, shape)
+    mask = w.abs() > w.abs().quantile(0.1)
+    mask[[2, 7]] = True
+    return w, mask
+
+
+def _plus_zero(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int32) == 0  # exactly +0.0, the bits of a pruned weight
+
+
+@pytest.mark.parametrize("bits", [3, 4, 8])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_kmeans_pins_an_exact_zero_entry_where_a_group_has_pruned_weights(bits, per_channel):
+    w, mask = _pruned_weight()
+    q = quantize_tensor(w, mask, bits, "kmeans", per_channel)
+    pruned = (~mask).any(dim=1) if per_channel else (~mask).any().reshape(1)
+    assert bits >= PIN_ZERO_BITS
+    assert torch.equal(_plus_zero(q.codebook[:, 0]), pruned)  # entry 0, where pruned, only
+    values = dequantize(q)
+    for g in q.groups.unique():
+        assert len(values[q.groups == g].unique()) <= 2**bits
+    assert q.codes.min() >= 0 and q.codes.max() < 2**bits
+    # Every kept weight is still coded as its nearest entry, the pinned 0.0 included.
+    kept = w.reshape(-1)[mask.reshape(-1)]
+    err = (q.codebook[q.groups] - kept[:, None]).abs()
+    assert torch.equal(err.gather(1, q.codes[:, None]).squeeze(1), err.min(dim=1).values)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_kmeans_below_pin_zero_bits_without_pin_or_mask_is_plain_kmeans(per_channel):
+    w, mask = _pruned_weight()
+    plain = quantize_tensor(w, mask, 2, "kmeans", per_channel, pin_zero=False)
+    for q in (
+        quantize_tensor(w, mask, PIN_ZERO_BITS - 1, "kmeans", per_channel),
+        QUANTIZERS["kmeans"](*_kept(w, mask, per_channel), 2),
+    ):
+        assert torch.equal(q.codes, plain.codes) and torch.equal(q.codebook, plain.codebook)
+    unpinned = quantize_tensor(w, mask, 4, "kmeans", per_channel, pin_zero=False)
+    assert not _plus_zero(unpinned.codebook).any()  # Deep Compression's clustering, as it was
+    whole = quantize_tensor(w, None, 4, "kmeans", per_channel)  # nothing pruned: nothing pinned
+    assert torch.equal(
+        whole.codebook, quantize_tensor(w, None, 4, "kmeans", per_channel, False).codebook
+    )
+
+
+def _kept(w, mask, per_channel):
+    flat, keep = w.reshape(-1), mask.reshape(-1).nonzero().view(-1)
+    n_groups = w.shape[0] if per_channel else 1
+    groups = keep // w.shape[1] if per_channel else torch.zeros_like(keep)
+    return flat[keep], groups, n_groups
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_kmeans_keeps_the_mask_and_pruned_weights_stay_exactly_zero(tiny, bits):
+    pruned = compress(tiny, CompressionConfig(prune_rate=0.3, skip_first_last=False))
+    cfg = CompressionConfig(prune_rate=0.3, bits=bits, quant="kmeans", skip_first_last=False)
+    out = compress(tiny, cfg)
+    modules = dict(out.named_modules())
+    for name, layer in get_record(out).layers.items():
+        assert torch.equal(layer.mask, get_record(pruned).layers[name].mask)
+        assert torch.all(_plus_zero(modules[name].weight[~layer.mask]))
+        assert _plus_zero(layer.quant.codebook[:, 0]).all() == (bits >= PIN_ZERO_BITS)
 
 
 def test_activation_quantization_limits_layer_inputs(tiny):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compress_core.core.layers import compressed_share
+from compress_core.core.quantize import PIN_ZERO_BITS
 
 from .i18n import percent, t
 
@@ -24,8 +25,10 @@ def notes(r, config) -> list[str]:
     out = []
     if config.quantized and config.quant != "kmeans" and r.nonzero_params < r.baseline_params:
         out.append(t("explain.bits_zero"))
-    # Affine codes with a zero level store light pruning as zero codes, with no index.
+    # Affine codes with a zero level store light pruning as zero codes, with no index; so do
+    # k-means codebooks from PIN_ZERO_BITS up, which pin a 0.0 entry where weights are pruned.
     zero_level = config.bits in range(2, 17) and config.quant in ("uniform", "symmetric", "ecq")
+    zero_level |= config.quant == "kmeans" and config.bits in range(PIN_ZERO_BITS, 17)
     if 0 < config.prune_rate <= 0.3 and not zero_level:
         out.append(t("explain.index_cost"))
     if config.bits == 2 and config.prune_rate >= 0.7 and config.quant != "kmeans":

@@ -7,7 +7,8 @@ coded at all (the mask says where they are), so they stay exactly zero.
 Quantizers, by ``config.quant``:
 - ``uniform``: asymmetric affine, ``(q - zero_point) * scale`` over [min, max].
 - ``symmetric``: ``q * scale`` over [-max|w|, max|w|], zero point fixed mid-range.
-- ``kmeans``: 1-D k-means codebook (weight sharing, Deep Compression), linear init.
+- ``kmeans``: 1-D k-means codebook (weight sharing, Deep Compression), linear init; from
+  ``PIN_ZERO_BITS`` up, one centroid is pinned at 0.0 where a group has pruned weights.
 - ``ecq``: symmetric's levels, each weight's level chosen for rate + distortion (the
   entropy-coded size) at no more squared error than symmetric.
 At 1 bit, uniform and symmetric both mean sign x scale (scale = mean |w|).
@@ -148,34 +149,85 @@ def _ecsq(values, groups, scale, zero_point, bits, lam: float, iters: int = 3) -
 
 @QUANTIZERS.register("kmeans")
 def kmeans(
-    values: torch.Tensor, groups: torch.Tensor, n_groups: int, bits: int, iters: int = 25
+    values: torch.Tensor,
+    groups: torch.Tensor,
+    n_groups: int,
+    bits: int,
+    iters: int = 25,
+    zero: torch.Tensor | None = None,
 ) -> QuantState:
     """1-D k-means with 2**bits shared values per group, linearly initialised.
 
     All groups run at once: values are normalised to [0, 1] per group and
-    shifted by 2 * group, so one sorted search assigns every weight.
+    shifted by 2 * group, so one sorted search assigns every weight. ``zero``
+    (bool per group) pins one centroid of those groups at exactly 0.0: after
+    each update the centroid nearest to zero is put back on it (the range is
+    widened to take in 0), so the group's pruned weights are that shared value;
+    it ends up as entry 0, the other entries sorted after it.
     """
     k = 2**bits
     lo = _group_stats(values, groups, n_groups, "amin")
     hi = _group_stats(values, groups, n_groups, "amax")
     lo[torch.isinf(lo)], hi[torch.isinf(hi)] = 0.0, 0.0
+    if zero is not None:
+        lo[zero], hi[zero] = lo[zero].clamp_max(0.0), hi[zero].clamp_min(0.0)
     span = (hi - lo).clamp_min(1e-30)
     x = (values.double() - lo[groups]) / span[groups] + 2.0 * groups
     offsets = 2.0 * torch.arange(n_groups, dtype=torch.float64)
     centroids = torch.linspace(0, 1, k, dtype=torch.float64).repeat(n_groups, 1) + offsets[:, None]
+    pin = None if zero is None else _Pin(zero, -lo / span + offsets)
+    if pin is not None:
+        centroids = pin(centroids)
     for _ in range(iters):
         assign = _nearest(x, centroids)
         sums = torch.zeros(n_groups * k, dtype=torch.float64).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=n_groups * k).double()
         moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids.reshape(-1))
         moved = moved.view(n_groups, k).sort(dim=1).values
+        if pin is not None:
+            moved = pin(moved)
         if torch.equal(moved, centroids):
             break
         centroids = moved
     assign = _nearest(x, centroids)
     codebook = ((centroids - offsets[:, None]) * span[:, None] + lo[:, None]).to(torch.float32)
     codes = assign - groups * k
+    if pin is not None:
+        codebook[pin.at(centroids)] = 0.0  # exactly +0.0, whatever the rounding above gave
+        codebook, codes = pin.first(codebook, codes, groups)
     return QuantState("codebook", bits, codes, groups, codebook=codebook)
+
+
+class _Pin:
+    """Puts the centroid nearest to each pinned group's zero back on it (sorted order kept:
+    the nearest centroid moves only towards its neighbours' side of zero, never past them)."""
+
+    def __init__(self, zero: torch.Tensor, where: torch.Tensor):
+        self.zero, self.where = zero, where  # bool [n_groups]; 0.0 normalised [n_groups]
+
+    def __call__(self, centroids: torch.Tensor) -> torch.Tensor:
+        nearest = (centroids - self.where[:, None]).abs().argmin(dim=1)
+        rows = self.zero.nonzero().view(-1)
+        out = centroids.clone()
+        out[rows, nearest[rows]] = self.where[rows]
+        return out
+
+    def at(self, centroids: torch.Tensor) -> torch.Tensor:
+        """Where the pinned zeros are, [n_groups, k]."""
+        return (centroids == self.where[:, None]) & self.zero[:, None]
+
+    def first(self, codebook: torch.Tensor, codes: torch.Tensor, groups: torch.Tensor):
+        """The codebook with each pinned group's zero moved to entry 0 (the others keep their
+        order), and the codes renumbered to match: the zero is then one symbol in every
+        channel, which the artifact codes the pruned weights as (format 5)."""
+        k = codebook.shape[1]
+        zero = (codebook == 0) & ~torch.signbit(codebook) & self.zero[:, None]
+        at = torch.where(zero.any(dim=1), zero.to(torch.int8).argmax(dim=1), 0)  # first +0.0
+        new = torch.arange(k)[None, :]
+        old = torch.where(new == 0, at[:, None], torch.where(new <= at[:, None], new - 1, new))
+        p = at[groups]
+        codes = torch.where(codes == p, 0, torch.where(codes < p, codes + 1, codes))
+        return codebook.gather(1, old), codes
 
 
 def _nearest(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
@@ -189,10 +241,26 @@ def _nearest(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return idx.clamp(group * k, group * k + k - 1)
 
 
+# From this many bits up, k-means pins an exact 0.0 centroid in each group (channel, or the
+# tensor) that has pruned weights, so they are that code and the artifact stores no positions
+# (format 5's codebook zero level). At 2 bits one of 4 levels is too much to give up.
+PIN_ZERO_BITS = 3
+PIN_ZERO_METHODS = ("kmeans",)  # quantizers that take ``zero=``: the groups to pin at 0.0
+
+
 def quantize_tensor(
-    weight: torch.Tensor, mask: torch.Tensor | None, bits: int, method: str, per_channel: bool
+    weight: torch.Tensor,
+    mask: torch.Tensor | None,
+    bits: int,
+    method: str,
+    per_channel: bool,
+    pin_zero: bool = True,
 ) -> QuantState:
     """Quantize the kept entries of one weight tensor.
+
+    ``pin_zero``: at ``PIN_ZERO_BITS`` or more, a k-means codebook keeps an exact 0.0
+    level in every group with pruned weights (Deep Compression's replay passes False,
+    as the paper clusters the kept weights only).
 
     Example:
         >>> q = quantize_tensor(w, mask=None, bits=4, method="kmeans", per_channel=False)
@@ -212,6 +280,10 @@ def quantize_tensor(
         groups = torch.div(kept, flat.numel() // n_groups, rounding_mode="floor")
     else:
         n_groups, groups = 1, torch.zeros_like(kept)
+    pin = pin_zero and bits >= PIN_ZERO_BITS and method in PIN_ZERO_METHODS
+    if pin and mask is not None and not mask.all():
+        pruned = ~mask.reshape(n_groups, -1)
+        return QUANTIZERS[method](values, groups, n_groups, bits, zero=pruned.any(dim=1))
     return QUANTIZERS[method](values, groups, n_groups, bits)
 
 

@@ -112,8 +112,12 @@ def quantize_step_(
     bits: dict[str, int],
     method: str,
     per_channel: bool,
+    pin_zero: bool = True,
 ) -> None:
-    """Quantize each named layer's kept weights to its bit width; weights := decoded codes."""
+    """Quantize each named layer's kept weights to its bit width; weights := decoded codes.
+
+    ``pin_zero`` as in ``quantize_tensor``.
+    """
     modules = dict(model.named_modules())
     with torch.no_grad():
         for name, b in bits.items():
@@ -121,7 +125,7 @@ def quantize_step_(
                 continue
             layer = record.layers.setdefault(name, LayerRecord())
             w = modules[name].weight
-            layer.quant = quantize_tensor(w, layer.mask, b, method, per_channel)
+            layer.quant = quantize_tensor(w, layer.mask, b, method, per_channel, pin_zero)
             w.copy_(materialize(w.shape, layer, None).to(w.device))
 
 

@@ -20,14 +20,16 @@ than their dump (``_shared_block``).
 
 A pruned affine weight whose kept weights include some coded as their zero point
 is written with those counted as pruned (``_normalized``): the same weights, bit
-for bit, read back with that smaller mask.
+for bit, read back with that smaller mask. So is a codebook weight coded as a +0.0
+entry where every channel with pruned weights has one (k-means pins it).
 
 A weight with a ``LayerRecord`` stores its kept positions the cheapest way:
 ``none`` (nothing pruned), ``bitmask`` (one bit per weight), ``relative`` (Deep
 Compression: the gap before each kept weight in ``b`` bits, ``2**b - 1`` meaning
 "skip that many, no weight here", ``b`` = 1..8 chosen per layer), or with no index
-at all: ``zero`` (affine codes, pruned weights as the zero code) or ``code`` (pruned
-weights as the extra code ``2**bits``). Codes and indexes take the smallest exact
+at all: ``zero`` (affine codes, pruned weights as the zero code; format 5: codebooks,
+pruned weights as an entry that reads back +0.0) or ``code`` (pruned weights as the
+extra code ``2**bits``). Codes and indexes take the smallest exact
 coding of each stream: packed at exactly ``bits`` bits, canonical Huffman (code
 lengths stored, 5 bits per symbol) or ANS (``entropy.py``); ``export(...,
 coded=False)`` keeps them at fixed width (and never uses the shared block).
@@ -88,8 +90,12 @@ MAGIC = header_codec.MAGIC
 # 3 adds positions "zero" (pruned weights as the zero code, no index); 4 a varint header
 # length and a deflated header against a preset dictionary, the shared block of compressed
 # layers ("solid", entries "dump"), positions "code", and no kept counts ("n": derived).
+# 5 adds positions "zero" for codebooks whose channels with pruned weights have a +0.0 entry
+# (k-means pins one from PIN_ZERO_BITS up): the pruned weights are a code that reads back
+# +0.0. Only a file that holds such a tensor is written as 5; every other one is format 4.
 VERSION = 4
-READS = (1, 2, 3, 4)  # format versions load_compressed reads; 1 to 3 are subsets of 4
+ZERO_CODEBOOK = 5  # the version of a file with a codebook weight at positions "zero"
+READS = (1, 2, 3, 4, 5)  # format versions load_compressed reads; 1 to 4 are subsets of 5
 _FLAGS = ("ch", "ca", "ih", "ia", "eg", "zq", "zv")  # coding flags, left out when 0
 _SQUEEZED = ("raw", "lzma", "lzma planes")  # float segments, by squeeze method
 _DTYPES = {
@@ -139,7 +145,8 @@ class _Part:
     shares: tuple[int, int, int] | None = None
     in_block: bool = False  # in the shared block
     written: LayerRecord | None = None  # the record the segments hold (see _normalized)
-    dense: np.ndarray | None = None  # every weight's code, where positions "zero" can be
+    # Every weight's code and the params to decode them, where positions "zero" can be.
+    zero: QuantState | None = None
 
     def sizes(self) -> tuple[int, int, int]:
         """Bytes of index, params and values (attributed ones where ``shares`` says)."""
@@ -292,7 +299,8 @@ def _encode(model: nn.Module, coded: bool = True) -> tuple[bytes, list[_Part], i
     if block is not None:
         header["solid"] = [block.method, len(block.data), block.size]
     header["tensors"] = [_slim_entry(p.entry, spec is not None) for p in parts]
-    head = header_codec.pack(header, VERSION)
+    version = ZERO_CODEBOOK if any(_zero_codebook(p.entry) for p in parts) else VERSION
+    head = header_codec.pack(header, version)
     payload = [] if block is None else [block.data]
     payload += [s for p in parts if not p.in_block for s in p.segments]
     return b"".join([head, *payload]), parts, len(head)
@@ -342,9 +350,13 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     tried = attempt(given)
     if any(w is not g for (w, _), (g, _) in zip(written, given, strict=True)):
         tried = attempt(written)  # the same for a read-back model, whose given ones they are
-    zero = [(parts[i].written, parts[i].dense) for i in at]
-    if any(d is not None for _, d in zero) and tried <= alone * ZERO_TRY:
-        attempt(zero, deflate=False)  # deflate-9 is slow on low-bit codes and not needed here
+    zero = [_zero_pair(parts[i]) for i in at]
+    codebook = [d is not None and r.quant.scheme == "codebook" for r, d in zero]
+    affine = [(r, None if c else d) for (r, d), c in zip(zero, codebook, strict=True)]
+    if any(d is not None for _, d in affine) and tried <= alone * ZERO_TRY:
+        attempt(affine, deflate=False)  # deflate-9 is slow on low-bit codes and not needed here
+    if any(codebook) and tried <= alone * ZERO_TRY:
+        attempt(zero, deflate=False)  # with the codebooks' zero level too (format 5)
     if best is None:
         return None
     records, block = best
@@ -352,6 +364,19 @@ def _shared_block(parts: list[_Part], state: dict, layers: dict) -> _Block | Non
     for i, (record, dense), share in zip(at, records, shares, strict=True):
         parts[i] = _shared_part(parts[i], record, dense is not None, share, block.method)
     return block
+
+
+def _zero_pair(part: _Part) -> tuple[LayerRecord, np.ndarray | None]:
+    """A part's record for the shared block and, where it can take positions ``zero``, every
+    weight's code (with the params that decode the pruned weights' code to 0.0)."""
+    if part.zero is None:
+        return part.written, None
+    return LayerRecord(part.written.mask, part.zero), part.zero.codes.numpy()
+
+
+def _zero_codebook(entry: dict) -> bool:
+    """A codebook weight at positions ``zero``: format 5."""
+    return entry.get("pos") == "zero" and entry.get("scheme") == "codebook"
 
 
 # The zero-level block is tried when the block of the written records is at most this much
@@ -486,8 +511,8 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bo
             mask = written.mask.reshape(-1).numpy()
             kept, q = np.flatnonzero(mask), written.quant
         choices = [_quant_choice(mask, kept, q, shape, coded)]
-        dense = _zero_codes(mask, kept, q, shape)
-        choices += _zero_level(dense, q, shape, coded, _choice_bytes(choices[0]))
+        zero = _zero_codes(mask, kept, q, shape)
+        choices += _zero_level(zero, shape, coded, _choice_bytes(choices[0]))
         best = min(_choice_bytes(c) for c in choices)
         choices += _pruned_code(mask, kept, q, coded, choices[0][1:3], best)
         where, fields, params, codes = min(choices, key=_choice_bytes)  # the first smallest
@@ -504,7 +529,7 @@ def _encode_layer(name: str, weight: torch.Tensor, layer: LayerRecord, coded: bo
     if where.fields["pos"] == "code":
         part.shares = _code_share(mask, q.codes.numpy(), len(values), len(params))
     part.written = written
-    part.dense = None if q is None else dense
+    part.zero = None if q is None else zero
     return part
 
 
@@ -596,20 +621,26 @@ _NO_INDEX = Option({"pos": "zero"}, 0, 0, lambda: b"")
 def _normalized(
     w: torch.Tensor, mask: np.ndarray | None, kept: np.ndarray, q: QuantState
 ) -> LayerRecord | None:
-    """A pruned affine weight's record with the kept weights coded as their zero point
-    pruned too: the same weights, bit for bit, with a smaller mask. None when nothing
-    changes or it would not be exact (a kept zero-coded weight that is not +0.0, e.g. a
-    negative or NaN scale).
+    """A pruned weight's record with the kept weights coded as a zero level pruned too:
+    the same weights, bit for bit, with a smaller mask. None when nothing changes or it
+    would not be exact (a kept zero-coded weight that is not +0.0, e.g. a negative or NaN
+    scale). Affine: the zero point; codebook: entries that are +0.0, and only where every
+    group with pruned weights has one (k-means pins it), so that positions ``zero`` can be.
 
-    The writer stores pruned affine weights this way always: every candidate then codes
-    the zero-coded weights once (as pruned) instead of as pruned-or-kept, which never
-    costs more at order 0 (it merges two symbols), and a read-back model (whose mask
-    is already this one) is written to the same bytes.
+    The writer stores pruned weights this way always: every candidate then codes the
+    zero-coded weights once (as pruned) instead of as pruned-or-kept, which never costs
+    more at order 0 (it merges two symbols), and a read-back model (whose mask is already
+    this one) is written to the same bytes.
     """
-    if q.scheme != "affine" or mask is None or len(kept) == len(mask):
+    if mask is None or len(kept) == len(mask):
         return None
-    codes = q.codes.numpy()
-    zero_coded = codes == q.zero_point.numpy()[q.groups.numpy()]
+    codes, groups = q.codes.numpy(), q.groups.numpy()
+    if q.scheme == "affine":
+        zero_coded = codes == q.zero_point.numpy()[groups]
+    elif _codebook_zeros(mask, q) is not None:
+        zero_coded = _plus_zero(q.codebook.numpy())[groups, codes]
+    else:
+        return None
     if not zero_coded.any():
         return None
     if w.reshape(-1).numpy()[kept[zero_coded]].view(np.int32).any():
@@ -617,53 +648,96 @@ def _normalized(
     keep = mask.copy()
     keep[kept[zero_coded]] = False
     nonzero = ~zero_coded
-    codes, groups = codes[nonzero], q.groups.numpy()[nonzero]
+    codes, groups = codes[nonzero], groups[nonzero]
     kept_q = dataclasses.replace(q, codes=torch.from_numpy(codes), groups=torch.from_numpy(groups))
     return LayerRecord(torch.from_numpy(keep).reshape(w.shape), kept_q)
 
 
+def _plus_zero(table: np.ndarray) -> np.ndarray:
+    """Which float32 entries are exactly +0.0 (not -0.0: its bits are not those of a pruned
+    weight)."""
+    return table.view(np.int32) == 0
+
+
+def _codebook_zeros(mask: np.ndarray, q: QuantState) -> np.ndarray | None:
+    """The groups with pruned weights, when each has a +0.0 codebook entry; else None."""
+    shape = (len(q.codebook), len(mask) // len(q.codebook))
+    pruned = np.flatnonzero((~mask).reshape(shape).any(axis=1))
+    return pruned if _plus_zero(q.codebook.numpy())[pruned].any(axis=1).all() else None
+
+
 def _zero_codes(
     mask: np.ndarray | None, kept: np.ndarray, q: QuantState, shape: tuple
-) -> np.ndarray | None:
-    """Every weight's code, the pruned ones as their group's zero point, for a pruned
-    affine weight that can be stored so (positions ``zero``); else None.
+) -> QuantState | None:
+    """Every weight's code, the pruned ones as their group's zero level, with the params
+    that decode them, for a pruned weight that can be stored so (positions ``zero``); else
+    None.
 
-    The reader takes "code != zero code" as the mask, so no kept weight may be coded as
-    its zero point (``_normalized`` sees to that) and every pruned weight's group needs a
-    zero code in range.
+    The reader takes "decodes to something other than the zero level" as the mask, so no
+    kept weight may be coded as it (``_normalized`` sees to that) and every pruned weight's
+    group needs one: affine, its zero point in range; codebook, a +0.0 entry (k-means pins
+    one, ``quantize_tensor``). A codebook group's zero is the lowest entry no kept weight
+    uses (k-means puts its 0.0 first), set to +0.0, which changes no weight; a read-back
+    model has the same kept codes, so it picks the same entry.
     """
-    if q.scheme != "affine" or mask is None or len(kept) == len(mask):
+    if mask is None or len(kept) == len(mask):
         return None
     group_of = _groups(np.arange(len(mask)), shape, _n_groups(q))
     if group_of is None:
         return None
-    dense = q.zero_point.numpy()[group_of]
-    pruned = dense[~mask]
-    if pruned.min() < 0 or pruned.max() >= 2**q.bits:
-        return None
-    codes = q.codes.numpy()
-    if (codes == dense[kept]).any():
-        return None  # a kept weight coded zero would read back pruned
+    codes, groups = q.codes.numpy(), q.groups.numpy()
+    if q.scheme == "affine":
+        dense = q.zero_point.numpy()[group_of]
+        pruned = dense[~mask]
+        if pruned.min() < 0 or pruned.max() >= 2**q.bits:
+            return None
+        if (codes == dense[kept]).any():
+            return None  # a kept weight coded zero would read back pruned
+        table = {"scale": q.scale, "zero_point": q.zero_point}
+    else:
+        zeros = _codebook_zeros(mask, q)
+        table = q.codebook.numpy().copy()
+        if zeros is None or _plus_zero(table)[groups, codes].any():
+            return None  # no zero level, or a kept weight coded +0.0 would read back pruned
+        used = np.zeros(table.shape, dtype=bool)
+        used[groups, codes] = True
+        free = used.argmin(axis=1)  # a +0.0 entry no kept weight uses is one
+        table[zeros, free[zeros]] = 0.0
+        dense = free[group_of]
+        table = {"codebook": torch.from_numpy(table)}
     dense[kept] = codes
-    return dense
+    dense, group_of = torch.from_numpy(dense), torch.from_numpy(group_of)
+    return QuantState(q.scheme, q.bits, dense, group_of, **table)
 
 
-def _zero_level(
-    dense: np.ndarray | None, q: QuantState, shape: tuple, coded: bool, best: int
-) -> list:
-    """Positions ``zero`` (see ``_zero_codes``): the dense codes in one stream, no index.
-    Every group's scale and zero point is stored (the reader needs them before it knows
-    which weights are kept). Nothing when even its codes alone cannot be smaller than
-    ``best`` bytes (so it could not be chosen)."""
-    if dense is None:
+def _zero_params(zero: QuantState) -> tuple[QuantState, np.ndarray]:
+    """What positions ``zero`` store params for: affine, every group (the reader needs the
+    zero points before it knows which weights are kept); codebook, the kept weights' entries
+    only, as with an index: the zero level is an entry that reads back +0.0, stored (a full
+    table) or not (unstored entries read back as 0.0), so it costs no bytes of its own."""
+    dense = zero.codes.numpy()
+    if zero.scheme == "affine":
+        return zero, np.arange(len(dense))
+    group_of = zero.groups.numpy()
+    keep = ~_plus_zero(zero.codebook.numpy())[group_of, dense]
+    codes, groups = torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep])
+    return dataclasses.replace(zero, codes=codes, groups=groups), np.flatnonzero(keep)
+
+
+def _zero_level(zero: QuantState | None, shape: tuple, coded: bool, best: int) -> list:
+    """Positions ``zero`` (see ``_zero_codes``): the dense codes in one stream, no index,
+    and the params of ``_zero_params``. Nothing when even its codes alone cannot be smaller
+    than ``best`` bytes (so it could not be chosen)."""
+    if zero is None:
         return []
-    freq = np.bincount(dense, minlength=2**q.bits)
-    plain = (len(dense) * q.bits + 7) // 8
+    dense = zero.codes.numpy()
+    freq = np.bincount(dense, minlength=2**zero.bits)
+    plain = (len(dense) * zero.bits + 7) // 8
     if PRUNE and (min(plain, *floors(freq)) if coded else plain) > best:
         return []
-    fields, params = _encode_params(q, np.arange(len(dense)), shape)
+    fields, params = _encode_params(*_zero_params(zero), shape)
     beat = min(plain, best - len(params)) if PRUNE else None
-    options = code_options(dense, q.bits, coded, freq, beat)
+    options = code_options(dense, zero.bits, coded, freq, beat)
     return [(_NO_INDEX, fields, params, cheapest(options))]
 
 
@@ -769,7 +843,8 @@ def _encode_params(q: QuantState, kept: np.ndarray, shape: tuple) -> tuple[dict,
     codebook may have entries no weight uses (at high bits there are more
     centroids than weights). When it is smaller, only the used entries are
     stored, after their positions in the table (encoded like a keep-mask);
-    unused entries read back as 0, which no code points at.
+    unused entries read back as -0.0, which no code points at (at positions ``zero``,
+    format 5, as +0.0: the pruned weights' code, which stands for 0.0).
     """
     n_groups = _n_groups(q)
     if q.scheme == "affine":
@@ -886,6 +961,8 @@ def _check_header(header: Any, payload_bytes: int, version: int) -> None:
         need(isinstance(e, dict), "a tensor entry is not a dict")
         name, lens = e.get("name", "?"), e.get("len")
         need(isinstance(name, str), "a tensor name is not text")
+        early = version < ZERO_CODEBOOK and _zero_codebook(e)
+        need(not early, f"{name}: a codebook at positions zero needs format {ZERO_CODEBOOK}")
         if solid and e.get("enc") == "dump":
             need("len" not in e, f"{name}: a layer in the shared block has no segments")
             shared += 1
@@ -1044,22 +1121,30 @@ def _decode_layer(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, Lay
 
 
 def _decode_zero_level(entry: dict, segments: list[bytes]) -> tuple[torch.Tensor, LayerRecord]:
-    """Positions ``zero``: the dense code stream; kept = code != its group's zero point."""
+    """Positions ``zero``: the dense code stream; kept = not coded as the group's zero level
+    (affine: its zero point; codebook, format 5: an entry that is +0.0)."""
     index, params, values = segments
     shape, bits, n_groups, name = entry["shape"], entry["bits"], entry["ng"], entry["name"]
     numel = prod(shape)
-    ok = entry["scheme"] == "affine" and not entry.get("eg", 0) and not index
+    scheme = entry["scheme"]
+    ok = scheme in ("affine", "codebook") and not entry.get("eg", 0) and not index
     if not ok or bits not in range(1, 17) or type(n_groups) is not int or n_groups < 1:
         raise ArtifactError(f"{name}: bad zero-level entry")
     group_of = _groups(np.arange(numel), tuple(shape), n_groups)
     if group_of is None:
         raise ArtifactError(f"{name}: {n_groups} groups are not per-tensor or -channel")
-    scale, zero_point = _decode_affine(entry, params, n_groups, np.arange(n_groups))
     dense = read_stream(values, entry, "ch ca", bits, numel)
-    keep = dense != zero_point.numpy()[group_of]
+    if scheme == "codebook":  # pruned: an entry that reads back +0.0 (stored or not)
+        table = _decode_codebook(entry, params, n_groups, 2**bits)
+        keep = ~_plus_zero(table.numpy())[group_of, dense]
+        params = {"codebook": table}
+    else:
+        scale, zero_point = _decode_affine(entry, params, n_groups, np.arange(n_groups))
+        keep = dense != zero_point.numpy()[group_of]
+        params = {"scale": scale, "zero_point": zero_point}
     _check_count(entry, int(keep.sum()))
     codes, groups = torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep])
-    q = QuantState("affine", bits, codes, groups, scale=scale, zero_point=zero_point)
+    q = QuantState(scheme, bits, codes, groups, **params)
     layer = LayerRecord(torch.from_numpy(keep).reshape(shape), q)
     return materialize(torch.Size(shape), layer, None), layer
 
@@ -1125,8 +1210,15 @@ def _decode_affine(
 
 
 def _decode_codebook(
-    entry: dict, params: bytes, n_groups: int, k: int, slots: np.ndarray
+    entry: dict, params: bytes, n_groups: int, k: int, slots: np.ndarray | None = None
 ) -> torch.Tensor:
+    """The codebook; ``slots`` (the codes' entries) must be stored, where given.
+
+    Entries not stored read back as -0.0: +0.0 is a codebook's zero level (format 5), which
+    a read-back model must not seem to have where it had none, or writing it again would
+    give other bytes. At positions ``zero`` (no ``slots``) they read back as +0.0, the value
+    the pruned weights' code stands for.
+    """
     if entry["cb"] == "full":
         table = _unsqueezed(entry, params, n_groups * k * 4)
         return _from_bytes(table, torch.float32, [n_groups, k])
@@ -1135,9 +1227,9 @@ def _decode_codebook(
         raise ArtifactError(f"{entry['name']}: bad codebook encoding")
     head = where["len"]
     used = decode_positions(where, params[:head], n_groups * k, entry["name"])
-    if not used[slots].all():
+    if slots is not None and not used[slots].all():
         raise ArtifactError(f"{entry['name']}: a code points at a codebook entry not stored")
-    table = np.zeros(n_groups * k, dtype=np.float32)
+    table = np.full(n_groups * k, 0.0 if slots is None else -0.0, dtype=np.float32)
     n_used = int(used.sum())
     stored = _unsqueezed(entry, params[head:], 4 * n_used)
     table[used] = _from_bytes(stored, torch.float32, [n_used]).numpy()

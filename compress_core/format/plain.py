@@ -21,8 +21,10 @@ Layout of one layer (little-endian)::
 or, for a pruned affine layer whose pruned weights' groups have a zero code and whose kept
 weights are none of them coded as it (positions ``zero``, as in the artifact's per-tensor
 coding): no mask, every weight's code (the pruned ones as their group's zero point), then
-the scales and zero points. The dump has no such layout; it serves the artifact when it
-is smaller, and reads back with "kept = code != zero point".
+the scales and zero points; for a codebook (format 5, k-means with a pinned 0.0), every
+weight's code, the pruned ones as an entry that is +0.0, then the codebook. The dump has
+no such layout; it serves the artifact when it is smaller, and reads back with "kept =
+code != zero point" (codebook: "kept = the code's entry is not +0.0").
 
 Example:
     >>> method, block = solid(b"".join(layer_bytes(w, layer) for w, layer in pairs))
@@ -86,7 +88,7 @@ def unsolid(method: int, data: bytes, size: int) -> bytes:
 
 def layer_bytes(weight: np.ndarray, layer: LayerRecord, dense: np.ndarray | None = None) -> bytes:
     """One compressed layer in the plain dump's layout (``reference._layer_dump``), or
-    with ``dense`` (every weight's code, the pruned ones as the zero point) in the
+    with ``dense`` (every weight's code, the pruned ones as the zero level) in the
     zero-level layout."""
     parts = []
     q = layer.quant
@@ -149,7 +151,7 @@ class Reader:
         shape, scheme = entry["shape"], entry["scheme"]
         numel = prod(shape)
         if entry["pos"] not in ("none", "bitmask") or scheme not in ("affine", "codebook", "float"):
-            if not (entry["pos"] == "zero" and scheme == "affine"):
+            if not (entry["pos"] == "zero" and scheme in ("affine", "codebook")):
                 raise ValueError(f"{entry['name']}: bad plain entry")
         if entry["pos"] == "zero":
             return self._zero_level(entry, groups_of)
@@ -203,11 +205,15 @@ class Reader:
         group_of = groups_of(np.arange(numel), tuple(shape), n_groups)
         if group_of is None:
             raise ValueError(f"{entry['name']}: {n_groups} groups are not per-tensor or -channel")
-        scale = np.frombuffer(self.take(4 * n_groups), "<f4").copy()
-        zero_point = np.frombuffer(self.take(8 * n_groups), "<i8").copy()
-        keep = dense != zero_point[group_of]
-        q = QuantState(
-            "affine", bits, torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep]),
-            scale=torch.from_numpy(scale), zero_point=torch.from_numpy(zero_point),
-        )  # fmt: skip
+        if entry["scheme"] == "codebook":  # format 5: the zero level is an entry that is +0.0
+            table = np.frombuffer(self.take(4 * n_groups * 2**bits), "<f4").copy()
+            keep = table.reshape(n_groups, -1).view(np.int32)[group_of, dense] != 0
+            params = {"codebook": torch.from_numpy(table).reshape(n_groups, 2**bits)}
+        else:
+            scale = np.frombuffer(self.take(4 * n_groups), "<f4").copy()
+            zero_point = np.frombuffer(self.take(8 * n_groups), "<i8").copy()
+            keep = dense != zero_point[group_of]
+            params = {"scale": torch.from_numpy(scale), "zero_point": torch.from_numpy(zero_point)}
+        codes, groups = torch.from_numpy(dense[keep]), torch.from_numpy(group_of[keep])
+        q = QuantState(entry["scheme"], bits, codes, groups, **params)
         return None, LayerRecord(torch.from_numpy(keep).reshape(shape), q)

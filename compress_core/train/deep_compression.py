@@ -413,10 +413,14 @@ def _quantize_and_train_(model, record, bits, data, dc, tracker, accuracy) -> fl
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(dc.seed)
         if dc.quant == "kmeans":
-            quantize_step_(model, record, bits, "kmeans", per_channel=False)
+            # The paper clusters the kept weights only: no centroid pinned at zero.
+            quantize_step_(model, record, bits, "kmeans", per_channel=False, pin_zero=False)
             one_shot = accuracy(model)
             if dc.centroid_epochs:
-                train_centroids_(model, record, list(bits), data, record.config, ft, tracker)
+                names = list(bits)
+                train_centroids_(
+                    model, record, names, data, record.config, ft, tracker, hold_zero=False
+                )
             return one_shot
         floats = {k: v.clone() for k, v in model.state_dict().items()}
         quantize_step_(model, record, bits, dc.quant, per_channel=False)

@@ -61,7 +61,9 @@ from ..io import diskcache
 from .baseline import accuracy, recalibrate_bn_
 from .loop import TrainingCancelled, TrainProgress, fit, steps_per_epoch
 
-CACHE_VERSION = 2  # bump when a change makes cached models wrong (2: new skip_first_last)
+# Bump when a change makes cached models wrong (2: new skip_first_last; 3: k-means pins a
+# 0.0 centroid where a channel has pruned weights).
+CACHE_VERSION = 3
 VAL_IMAGES = 2000  # validation images scored at the end of each epoch, for the progress bar
 
 
@@ -304,20 +306,33 @@ class _SharedWeights(nn.Module):
 
     Autograd's scatter of ``codebook[groups, codes]`` sums the gradients of all
     weights sharing a centroid into it: Deep Compression's centroid update.
+    ``held`` entries (the pinned 0.0 of ``quantize_tensor``) stay 0.0 and get no gradient.
     """
 
-    def __init__(self, layer: LayerRecord, numel: int):
+    def __init__(self, layer: LayerRecord, numel: int, hold_zero: bool = True):
         super().__init__()
         q = layer.quant
         self.codebook = nn.Parameter(q.codebook.detach().clone())
+        self.held = _pinned_zeros(q.codebook) if hold_zero else None
         self.codes, self.groups = q.codes, q.groups
         mask = layer.mask
         kept = torch.arange(numel) if mask is None else mask.reshape(-1).nonzero().view(-1)
         self.positions = kept
 
+    def table(self) -> torch.Tensor:
+        if self.held is None:
+            return self.codebook
+        return self.codebook.masked_fill(self.held, 0.0)
+
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        values = self.codebook[self.groups, self.codes]
+        values = self.table()[self.groups, self.codes]
         return w.new_zeros(w.numel()).scatter(0, self.positions, values).view_as(w)
+
+
+def _pinned_zeros(codebook: torch.Tensor) -> torch.Tensor:
+    """The entries that are exactly +0.0 (k-means pins them where a group has pruned
+    weights; the artifact stores those weights as that code)."""
+    return (codebook == 0) & ~torch.signbit(codebook)
 
 
 class _parametrized:
@@ -499,10 +514,15 @@ def train_ste_(model, record, bits, method, per_channel, data, config, ft, track
     apply_masks_(model, masks)
 
 
-def train_centroids_(model, record, names, data, config, ft, tracker) -> None:
-    """Fine-tune the shared k-means centroids with every code fixed; weights := new decode."""
+def train_centroids_(model, record, names, data, config, ft, tracker, hold_zero=True) -> None:
+    """Fine-tune the shared k-means centroids with every code fixed; weights := new decode.
+
+    ``hold_zero``: centroids at exactly +0.0 (pinned by ``quantize_tensor``) stay there.
+    """
     modules = dict(model.named_modules())
-    parts = {n: _SharedWeights(record.layers[n], modules[n].weight.numel()) for n in names}
+    parts = {
+        n: _SharedWeights(record.layers[n], modules[n].weight.numel(), hold_zero) for n in names
+    }
     with _parametrized(model, parts) as originals:
         for p in originals.values():
             p.requires_grad_(False)
@@ -512,7 +532,7 @@ def train_centroids_(model, record, names, data, config, ft, tracker) -> None:
     with torch.no_grad():
         for n, part in parts.items():
             layer, w = record.layers[n], modules[n].weight
-            layer.quant.codebook = part.codebook.detach().clone().contiguous()
+            layer.quant.codebook = part.table().detach().clone().contiguous()
             w.requires_grad_(True)
             w.copy_(materialize(w.shape, layer, None))
 
