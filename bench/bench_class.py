@@ -249,11 +249,22 @@ async def move(page, key: str) -> dict[str, float]:
 
 
 async def new_bits(page) -> None:
-    """One bit fewer (the non-zero count need not change, so wait for the run, not a value)."""
-    await page.get_by_role("slider").nth(1).focus()
-    start = time.perf_counter()
-    await page.keyboard.press("ArrowLeft")
-    await run_done(page, start)
+    """Another bit width: one step, or the other way where the slider ends (a key press at
+    its end changes nothing). Waits for the run (the link changes), not for a new count."""
+    from playwright.async_api import TimeoutError as NoChange
+
+    slider = page.get_by_role("slider").nth(1)
+    for key in ("ArrowLeft", "ArrowRight"):
+        before = page.url
+        await slider.focus()
+        await page.keyboard.press(key)
+        try:
+            await page.wait_for_url(lambda url, before=before: url != before, timeout=3000)
+            break
+        except NoChange:
+            continue
+    else:
+        raise TimeoutError("the bit-width slider moved neither way")
     await settled(page)
 
 
