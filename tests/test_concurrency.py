@@ -179,3 +179,17 @@ def test_eight_tabs_at_once_each_show_single_session_numbers(digits_lenet, serve
     stored = {row["key"] for row in Store().rows(model="lenet5", dataset="digits")}
     for rate, bits in expected:
         assert CompressionConfig(prune_rate=rate / 100, bits=bits).key() in stored
+
+
+def test_the_server_caps_glibcs_malloc_arenas_unless_the_operator_did(monkeypatch):
+    """Reruns run in new threads; uncapped, glibc's per-thread arenas grew the server
+    ~35 MiB a minute under 8 sessions (bench_class --minutes). The cap is applied where the
+    C library is glibc and left to the operator where MALLOC_ARENA_MAX is set."""
+    import platform
+
+    from ui import runtime
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert runtime.limit_malloc_arenas() is glibc
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert runtime.limit_malloc_arenas() is False
