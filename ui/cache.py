@@ -42,7 +42,9 @@ from compress_core.train.baseline import get_baseline
 
 from . import charts
 
-HEAVY_JOBS = threading.BoundedSemaphore(2)  # this machine has 2 cores
+# How many heavy jobs (training, compressing, evaluating) run at once, over all sessions;
+# the others wait their turn. SLIMSCOPE_JOBS overrides it (default 2: this machine's cores).
+HEAVY_JOBS = threading.BoundedSemaphore(int(os.environ.get("SLIMSCOPE_JOBS", "2")))
 # One torch thread per job: with several sessions at once, two threads per job oversubscribe
 # the cores and small-layer work runs several times slower. SLIMSCOPE_THREADS overrides it.
 torch.set_num_threads(int(os.environ.get("SLIMSCOPE_THREADS", "1")))
