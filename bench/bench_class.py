@@ -248,23 +248,26 @@ async def move(page, key: str) -> dict[str, float]:
     return {"server": server, "answer": answer, "painted": painted, "frame_in_page": frame}
 
 
+async def press(page, slider, key: str, timeout_ms: float = WAIT_MS) -> None:
+    """Press ``key`` on ``slider`` and wait for the run it starts: the link changes (the
+    non-zero count need not: at low bits the zero level can already hold what a step prunes).
+    Raises Playwright's TimeoutError where nothing changes."""
+    before = page.url
+    await slider.focus()
+    await page.keyboard.press(key)
+    await page.wait_for_url(lambda url: url != before, timeout=timeout_ms)
+
+
 async def new_bits(page) -> None:
-    """Another bit width: one step, or the other way where the slider ends (a key press at
-    its end changes nothing). Waits for the run (the link changes), not for a new count."""
+    """Another bit width: one step down, or up where the slider ends (a press there
+    changes nothing and starts no run)."""
     from playwright.async_api import TimeoutError as NoChange
 
     slider = page.get_by_role("slider").nth(1)
-    for key in ("ArrowLeft", "ArrowRight"):
-        before = page.url
-        await slider.focus()
-        await page.keyboard.press(key)
-        try:
-            await page.wait_for_url(lambda url, before=before: url != before, timeout=3000)
-            break
-        except NoChange:
-            continue
-    else:
-        raise TimeoutError("the bit-width slider moved neither way")
+    try:
+        await press(page, slider, "ArrowLeft", timeout_ms=3000)
+    except NoChange:
+        await press(page, slider, "ArrowRight")
     await settled(page)
 
 
@@ -333,12 +336,8 @@ async def scenario(
 
 
 async def walk_step(page, key: str) -> None:
-    """One pruning step for the memory walk: wait for the run, not for a new count (at low
-    bits the quantizer's zero level can already hold the weights a step prunes)."""
-    before = page.url
-    await page.get_by_role("slider").first.focus()
-    await page.keyboard.press(key)
-    await page.wait_for_url(lambda url: url != before, timeout=WAIT_MS)
+    """One pruning step for the memory walk."""
+    await press(page, page.get_by_role("slider").first, key)
     await settled(page)
 
 
