@@ -394,11 +394,15 @@ async def run(args) -> dict:
                 run_row = partial(
                     scenario, browser, url, base, pid=proc.pid, tap=tap, nice=args.nice
                 )
-                rows = {
-                    "one": await run_row(1, args.moves, True),
-                    "same": await run_row(args.sessions, args.moves, True),
-                    "distinct": await run_row(args.sessions, args.moves, False),
+                wanted = {
+                    "one": (1, True),
+                    "same": (args.sessions, True),
+                    "distinct": (args.sessions, False),
                 }
+                rows = {}
+                for name in args.rows.split(","):
+                    n, same = wanted[name]
+                    rows[name] = await run_row(n, args.moves, same)
                 out["data"][data] = rows
                 print(table(data, rows, mode), flush=True)
                 print(data, json.dumps(rows), flush=True)
@@ -471,6 +475,7 @@ def main() -> int:
     ap.add_argument("--data", default="digits,fashion-mnist", help="comma-separated data sets")
     ap.add_argument("--model", default="lenet5")
     ap.add_argument("--sessions", type=int, default=8, help="browser pages (at most 8)")
+    ap.add_argument("--rows", default="one,same,distinct", help="which rows: one, same, distinct")
     ap.add_argument("--moves", type=int, default=6, help="slider moves per page per scenario")
     ap.add_argument("--minutes", type=float, default=0, help="then (b) for this long: memory")
     ap.add_argument("--quick", action="store_true", help="digits, 4 pages, 2 moves (smoke)")
