@@ -54,6 +54,7 @@ WAIT_MS = 300_000
 LABEL = "Non-zero parameters"  # the metric whose new value ends a move
 SAME_BITS = 5  # (a): everybody at 5 bits
 DISTINCT_BITS = (2, 3, 4, 6, 7, 8, 12, 16)  # (b): one bit width per session
+ROWS = {"one": (True, True), "same": (False, True), "distinct": (False, False)}  # (alone, same)
 
 
 def rss_mib(pid: int) -> float:
@@ -394,15 +395,10 @@ async def run(args) -> dict:
                 run_row = partial(
                     scenario, browser, url, base, pid=proc.pid, tap=tap, nice=args.nice
                 )
-                wanted = {
-                    "one": (1, True),
-                    "same": (args.sessions, True),
-                    "distinct": (args.sessions, False),
-                }
                 rows = {}
                 for name in args.rows.split(","):
-                    n, same = wanted[name]
-                    rows[name] = await run_row(n, args.moves, same)
+                    one, same = ROWS[name]
+                    rows[name] = await run_row(1 if one else args.sessions, args.moves, same)
                 out["data"][data] = rows
                 print(table(data, rows, mode), flush=True)
                 print(data, json.dumps(rows), flush=True)
@@ -487,6 +483,8 @@ def main() -> int:
         help="which Chromium processes run under nice 19 (default: the renderers only)",
     )
     args = ap.parse_args()
+    if unknown := set(args.rows.split(",")) - ROWS.keys():
+        ap.error(f"unknown rows {sorted(unknown)}: choose from {', '.join(ROWS)}")
     if args.quick:
         args.data, args.sessions, args.moves = "digits", 4, 2
     args.sessions = min(args.sessions, len(DISTINCT_BITS))

@@ -182,9 +182,9 @@ def test_eight_tabs_at_once_each_show_single_session_numbers(digits_lenet, serve
 
 
 def test_the_server_caps_glibcs_malloc_arenas_unless_the_operator_did(monkeypatch):
-    """Reruns run in new threads; uncapped, glibc's per-thread arenas grew the server
-    ~35 MiB a minute under 8 sessions (bench_class --minutes). The cap is applied where the
-    C library is glibc and left to the operator where MALLOC_ARENA_MAX is set."""
+    """Reruns run in new threads, and glibc's per-thread arenas are part of the server's
+    growth under 8 sessions (bench_class --minutes). The cap is applied where the C library
+    is glibc and left to the operator where MALLOC_ARENA_MAX is set."""
     import platform
 
     from ui import runtime

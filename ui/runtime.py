@@ -9,10 +9,12 @@ generation (``gc.freeze``), so later collections only walk what runs create. Obj
 are still freed by reference counting when unused; only reference cycles among them stay.
 
 Every rerun runs in a new script thread, and glibc gives threads that contend for ``malloc``
-arenas of their own (up to 8 per core), where freed memory is rarely given back: with 8
+arenas of their own (up to 8 per core), where freed memory is rarely given back. With 8
 sessions moving sliders the server grew about 35 MiB a minute on Fashion-MNIST, with every
-cache full. ``limit_malloc_arenas`` caps them at 2 when this module is imported (unless the
-operator set ``MALLOC_ARENA_MAX``; nothing happens where the C library is not glibc).
+cache full; capping the arenas lowered the growth but did not stop it (README, "A class at
+once": the rest is not explained yet). ``limit_malloc_arenas`` caps them at 2 when this module
+is imported (unless the operator set ``MALLOC_ARENA_MAX``; nothing happens where the C
+library is not glibc).
 """
 
 from __future__ import annotations
